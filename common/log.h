@@ -1,0 +1,13 @@
+// One stderr logger per process, named after its role (bh-core, bh-serial, ...).
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <string>
+
+namespace bulkhead {
+
+// Names this process (/proc/self/comm and the log prefix) and installs the stderr logger.
+void init_process(const std::string& role_name);
+
+}  // namespace bulkhead

@@ -1,0 +1,31 @@
+// Per-CPU protected-mode state (IDT, TSS with an all-ports I/O bitmap) and interrupts.
+#pragma once
+
+#include <stdint.h>
+
+#include "layout.h"
+
+namespace guest {
+
+struct InterruptFrame {
+  uint64_t r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax;
+  uint64_t vector, error_code;
+  uint64_t rip, cs, rflags, rsp, ss;
+};
+
+using IrqHandler = void (*)();
+
+// CPL0: loads the IDT and this CPU's TSS. The BSP (cpu 0) also builds the IDT.
+void cpu_init(int cpu);
+// CPL0: continues at `entry(arg)` at CPL3 on this CPU's user stack. Never returns.
+[[noreturn]] void enter_user(int cpu, void (*entry)(uint64_t), uint64_t arg);
+
+// Vector base the 8259 PIC is programmed to.
+inline constexpr uint8_t kPicVectorBase = 0x20;
+// Runs at CPL0 when ISA `irq` fires; the PIC gets its EOI afterwards.
+void set_irq_handler(uint8_t irq, IrqHandler handler);
+uint64_t irq_count(uint8_t irq);
+
+inline void enable_interrupts() { asm volatile("sti" ::: "memory"); }
+
+}  // namespace guest

@@ -1,0 +1,103 @@
+// The test guest: boots at CPL0 just long enough to set up the CPU, then runs the scenarios
+// named on its command line at CPL3 and exits through the debug-exit port.
+#include "arch.h"
+#include "boot_info.h"
+#include "console.h"
+#include "cpu.h"
+#include "drivers/lapic.h"
+#include "drivers/pic.h"
+#include "scenario.h"
+#include "timing.h"
+
+extern "C" uint32_t pvh_start_info;
+
+namespace guest {
+
+namespace {
+
+constexpr Scenario kScenarios[] = {
+    {"hello", scenario_hello},   {"echo", scenario_echo},           {"serial-irq", scenario_serial_irq},
+    {"smp", scenario_smp},       {"bench-uart", scenario_bench_uart},
+};
+constexpr const char* kDefaultScenarios = "hello smp";
+constexpr uint8_t kStatusFailed = 3;
+
+// Copies the next space-separated token of `*cursor` into `token`; false at the end.
+bool next_token(const char** cursor, char* token, int size) {
+  const char* p = *cursor;
+  while (*p == ' ') ++p;
+  if (!*p) return false;
+  int n = 0;
+  while (*p && *p != ' ') {
+    if (n < size - 1) token[n++] = *p;
+    ++p;
+  }
+  token[n] = 0;
+  *cursor = p;
+  return true;
+}
+
+// "name" or "name=arg": returns the argument ("" for none) or nullptr if it is not `name`.
+const char* match(const char* token, const char* name) {
+  int i = 0;
+  while (name[i] && token[i] == name[i]) ++i;
+  if (name[i]) return nullptr;
+  if (token[i] == 0) return token + i;
+  return token[i] == '=' ? token + i + 1 : nullptr;
+}
+
+int run_scenarios(const char* list, Context& context, int* exit_override) {
+  char token[128];
+  int ran = 0, failed = 0;
+  for (const char* cursor = list; next_token(&cursor, token, sizeof token);) {
+    if (const char* arg = match(token, "exit")) {
+      *exit_override = static_cast<int>(parse_number(arg, 0) & 0xff);
+      continue;
+    }
+    for (const Scenario& s : kScenarios) {
+      const char* arg = match(token, s.name);
+      if (!arg) continue;
+      ++ran;
+      if (!s.run(arg, context)) {
+        ++failed;
+        print("BH-FAIL %s\n", s.name);
+      }
+    }
+  }
+  return ran == 0 ? -1 : failed;
+}
+
+void user_main(uint64_t) {
+  console_init();
+  BootInfo boot = read_boot_info(pvh_start_info);
+  print("\nBH-BOOT bulkhead-test-guest cmdline=\"%s\"\n", boot.cmdline);
+  pic_init();
+  lapic_enable(true);
+  Context context{boot, tsc_ticks_per_us()};
+  int exit_override = -1;
+  int failed = run_scenarios(boot.cmdline, context, &exit_override);
+  if (failed < 0) failed = run_scenarios(kDefaultScenarios, context, &exit_override);
+  int status = failed ? kStatusFailed : (exit_override >= 0 ? exit_override : 0);
+  print("BH-DONE status=%d\n", status);
+  exit_guest(static_cast<uint8_t>(status));
+}
+
+}  // namespace
+
+uint64_t parse_number(const char* s, uint64_t fallback) {
+  if (!s || !*s) return fallback;
+  uint64_t v = 0;
+  for (; *s; ++s) {
+    if (*s < '0' || *s > '9') return fallback;
+    v = v * 10 + (*s - '0');
+  }
+  return v;
+}
+
+}  // namespace guest
+
+// Called from boot.S on the BSP, at CPL0.
+extern "C" [[noreturn]] void kernel_main(int cpu) {
+  guest::cpu_init(cpu);
+  guest::enter_user(cpu, guest::user_main, 0);
+}

@@ -1,0 +1,30 @@
+// A scenario is one test the guest can run, selected by a command-line token
+// ("name" or "name=arg"). It prints "BH-RESULT name key=value..." lines and returns pass/fail.
+#pragma once
+
+#include <stdint.h>
+
+#include "boot_info.h"
+
+namespace guest {
+
+struct Context {
+  const BootInfo& boot;
+  uint64_t tsc_per_us;
+};
+
+struct Scenario {
+  const char* name;
+  bool (*run)(const char* arg, Context& context);
+};
+
+// Parses a decimal number; returns `fallback` for an empty or malformed string.
+uint64_t parse_number(const char* s, uint64_t fallback);
+
+bool scenario_hello(const char* arg, Context& context);
+bool scenario_echo(const char* arg, Context& context);
+bool scenario_serial_irq(const char* arg, Context& context);
+bool scenario_smp(const char* arg, Context& context);
+bool scenario_bench_uart(const char* arg, Context& context);
+
+}  // namespace guest

@@ -1,0 +1,162 @@
+#include "ipc/legacy_device/access_ring.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <new>
+
+#include "common/error.h"
+
+namespace bulkhead::legacy {
+
+namespace {
+
+// How long a vCPU spins for a read's answer before it blocks on the notify eventfd. A device
+// that is polling answers within a few microseconds; one that sleeps needs a wake-up.
+constexpr auto kProducerSpin = std::chrono::microseconds(100);
+// A device that does not answer within this time (and has not hung up) is declared lost.
+constexpr int kDeviceTimeoutMs = 30000;
+
+void signal_eventfd(int fd) {
+  uint64_t one = 1;
+  // An eventfd write of 8 bytes from a local; it only fails if the counter would overflow,
+  // which cannot happen before the reader drains it.
+  [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof one);
+}
+
+void drain_eventfd(int fd) {
+  uint64_t count;
+  // Non-blocking read into a local resets the counter; EAGAIN just means it was zero.
+  [[maybe_unused]] ssize_t n = ::read(fd, &count, sizeof count);
+}
+
+UniqueFd make_eventfd() {
+  // A fresh non-blocking eventfd owned by the returned UniqueFd.
+  UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd) throw_errno("eventfd");
+  return fd;
+}
+
+}  // namespace
+
+size_t ring_bytes() {
+  size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  return (sizeof(RingLayout) + page - 1) / page * page;
+}
+
+AccessRingProducer::AccessRingProducer() {
+  // memfd_create names an anonymous file; nothing on disk is touched.
+  memfd_.reset(::memfd_create("bulkhead-access-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!memfd_) throw_errno("memfd_create for the access ring");
+  if (::ftruncate(memfd_.get(), static_cast<off_t>(ring_bytes())) != 0) throw_errno("sizing the access ring");
+  // Sealed so the device can neither shrink it under us (SIGBUS) nor grow it.
+  if (::fcntl(memfd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+    throw_errno("sealing the access ring");
+  mapping_ = Mapping::map(memfd_.get(), ring_bytes(), PROT_READ | PROT_WRITE);
+  // Placement-new on a fresh zeroed shared page: RingLayout is standard-layout with
+  // lock-free atomics, so this only starts the objects' lifetime.
+  ring_ = new (mapping_.data()) RingLayout{};
+  kick_ = make_eventfd();
+  notify_ = make_eventfd();
+}
+
+template <typename Done>
+void AccessRingProducer::wait_for_device(Done done) {
+  auto spin_until = std::chrono::steady_clock::now() + kProducerSpin;
+  while (std::chrono::steady_clock::now() < spin_until) {
+    if (done()) return;
+    __builtin_ia32_pause();
+  }
+  for (;;) {
+    ring_->producer_waiting.store(1, std::memory_order_seq_cst);
+    if (done()) break;
+    pollfd fds[2] = {{notify_.get(), POLLIN, 0}, {peer_socket_, POLLRDHUP, 0}};
+    // poll() on descriptors we hold; the socket entry is ignored when peer_socket_ is -1.
+    int n = ::poll(fds, 2, kDeviceTimeoutMs);
+    if (n == 0) {
+      ring_->producer_waiting.store(0, std::memory_order_relaxed);
+      throw DeviceLost("device did not answer within " + std::to_string(kDeviceTimeoutMs / 1000) + " s");
+    }
+    if (n > 0 && (fds[1].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+      ring_->producer_waiting.store(0, std::memory_order_relaxed);
+      throw DeviceLost("device hung up");
+    }
+    drain_eventfd(notify_.get());
+  }
+  ring_->producer_waiting.store(0, std::memory_order_relaxed);
+}
+
+uint32_t AccessRingProducer::in_flight() const {
+  uint32_t count = head_ - ring_->tail.load(std::memory_order_acquire);
+  if (count > kRingSlots) throw DeviceLost("device corrupted the access ring");
+  return count;
+}
+
+uint32_t AccessRingProducer::enqueue(AccessKind kind, uint8_t region, uint64_t offset, uint8_t size, uint64_t value) {
+  auto has_room = [&] { return in_flight() < kRingSlots; };
+  if (!has_room()) wait_for_device(has_room);
+  AccessSlot& slot = ring_->slots[head_ % kRingSlots];
+  slot.kind = static_cast<uint8_t>(kind);
+  slot.region = region;
+  slot.size = size;
+  slot.offset = offset;
+  slot.data = value;
+  uint32_t index = head_++;
+  ring_->head.store(head_, std::memory_order_seq_cst);
+  // Dekker-style pairing with prepare_to_sleep(): either we see the flag or it sees our head.
+  if (ring_->consumer_sleeping.load(std::memory_order_seq_cst)) signal_eventfd(kick_.get());
+  return index;
+}
+
+void AccessRingProducer::write(uint8_t region, uint64_t offset, uint8_t size, uint64_t value) {
+  std::lock_guard lock(mutex_);
+  enqueue(AccessKind::kWrite, region, offset, size, value);
+}
+
+uint64_t AccessRingProducer::read(uint8_t region, uint64_t offset, uint8_t size) {
+  std::lock_guard lock(mutex_);
+  uint32_t index = enqueue(AccessKind::kRead, region, offset, size, 0);
+  // The mutex keeps other accesses out, so the ring is empty exactly when ours is answered.
+  wait_for_device([&] { return in_flight() == 0; });
+  return ring_->slots[index % kRingSlots].data;
+}
+
+AccessRingConsumer::AccessRingConsumer(UniqueFd memfd, UniqueFd kick, UniqueFd notify)
+    : memfd_(std::move(memfd)), kick_(std::move(kick)), notify_(std::move(notify)) {
+  struct stat st;
+  // fstat on a descriptor we were handed, to check it really is as large as the ring.
+  if (::fstat(memfd_.get(), &st) != 0) throw_errno("fstat of the access ring");
+  if (static_cast<size_t>(st.st_size) < ring_bytes()) throw InputError("access ring memfd is too small");
+  int seals = ::fcntl(memfd_.get(), F_GET_SEALS);
+  if (seals < 0 || !(seals & F_SEAL_SHRINK)) throw InputError("access ring memfd is not sealed against shrinking");
+  mapping_ = Mapping::map(memfd_.get(), ring_bytes(), PROT_READ | PROT_WRITE);
+  // The producer constructed the RingLayout in this shared page; we only access its
+  // lock-free atomics and plain slots.
+  ring_ = reinterpret_cast<RingLayout*>(mapping_.data());
+  tail_ = ring_->tail.load(std::memory_order_acquire);
+}
+
+bool AccessRingConsumer::prepare_to_sleep() {
+  ring_->consumer_sleeping.store(1, std::memory_order_seq_cst);
+  if (pending()) {
+    ring_->consumer_sleeping.store(0, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void AccessRingConsumer::woke_up() {
+  ring_->consumer_sleeping.store(0, std::memory_order_relaxed);
+  drain_eventfd(kick_.get());
+}
+
+void AccessRingConsumer::wake_producer() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (ring_->producer_waiting.load(std::memory_order_seq_cst)) signal_eventfd(notify_.get());
+}
+
+}  // namespace bulkhead::legacy

@@ -1,0 +1,123 @@
+// The shared-memory ring that carries register accesses from the core's vCPU threads to a
+// legacy device process. Writes are posted (no reply); reads wait for the device's answer.
+// Both sides treat the shared page as untrusted: indices are validated, sizes are fixed.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <stdexcept>
+
+#include "common/mapping.h"
+#include "common/unique_fd.h"
+
+namespace bulkhead::legacy {
+
+inline constexpr uint32_t kRingSlots = 64;
+
+enum class AccessKind : uint8_t { kWrite = 1, kRead = 2 };
+
+struct AccessSlot {
+  uint8_t kind;    // AccessKind
+  uint8_t region;  // register window index
+  uint8_t size;    // 1, 2, 4 or 8 bytes
+  uint8_t reserved[5];
+  uint64_t offset;
+  uint64_t data;   // value written, or the device's answer to a read
+};
+
+// Lives in a memfd shared by exactly two processes. std::atomic<uint32_t> is lock-free and
+// address-free, so it works across processes at different mapping addresses.
+struct RingLayout {
+  alignas(64) std::atomic<uint32_t> head;               // next slot the core fills
+  alignas(64) std::atomic<uint32_t> tail;               // next slot the device handles
+  alignas(64) std::atomic<uint32_t> consumer_sleeping;  // device is about to block on kick
+  alignas(64) std::atomic<uint32_t> producer_waiting;   // core is about to block on notify
+  alignas(64) AccessSlot slots[kRingSlots];
+};
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+
+// The device stopped answering or hung up; the core treats it as gone.
+class DeviceLost : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The core's side. Thread-safe: vCPU threads share one producer per device.
+class AccessRingProducer {
+ public:
+  AccessRingProducer();
+
+  int memfd() const { return memfd_.get(); }
+  int kick_fd() const { return kick_.get(); }
+  int notify_fd() const { return notify_.get(); }
+  // The device's socket: its hang-up ends any wait for the device.
+  void set_peer_socket(int fd) { peer_socket_ = fd; }
+
+  void write(uint8_t region, uint64_t offset, uint8_t size, uint64_t value);
+  uint64_t read(uint8_t region, uint64_t offset, uint8_t size);
+
+ private:
+  uint32_t in_flight() const;
+  uint32_t enqueue(AccessKind kind, uint8_t region, uint64_t offset, uint8_t size, uint64_t value);
+  template <typename Done>
+  void wait_for_device(Done done);
+
+  UniqueFd memfd_;
+  Mapping mapping_;
+  RingLayout* ring_;
+  UniqueFd kick_;
+  UniqueFd notify_;
+  int peer_socket_ = -1;
+  std::mutex mutex_;
+  uint32_t head_ = 0;  // our own copy; the shared one is never read back
+};
+
+// The device's side. Single-threaded.
+class AccessRingConsumer {
+ public:
+  AccessRingConsumer(UniqueFd memfd, UniqueFd kick, UniqueFd notify);
+
+  int kick_fd() const { return kick_.get(); }
+
+  // Handles every queued access; `handle(slot)` returns the value for reads.
+  // Returns how many were handled. Throws std::runtime_error if the core corrupted the ring.
+  template <typename Handler>
+  size_t drain(Handler&& handle) {
+    size_t handled = 0;
+    for (;;) {
+      uint32_t head = ring_->head.load(std::memory_order_acquire);
+      if (head == tail_) break;
+      if (head - tail_ > kRingSlots) throw std::runtime_error("access ring indices corrupted");
+      AccessSlot& slot = ring_->slots[tail_ % kRingSlots];
+      uint64_t value = handle(slot);
+      if (slot.kind == static_cast<uint8_t>(AccessKind::kRead)) slot.data = value;
+      ring_->tail.store(++tail_, std::memory_order_release);
+      ++handled;
+    }
+    if (handled) wake_producer();
+    return handled;
+  }
+
+  bool pending() const { return ring_->head.load(std::memory_order_acquire) != tail_; }
+  // Announces that the device will block on kick_fd(); returns false (and stays awake) if an
+  // access arrived meanwhile.
+  bool prepare_to_sleep();
+  void woke_up();
+
+ private:
+  void wake_producer();
+
+  UniqueFd memfd_;
+  Mapping mapping_;
+  RingLayout* ring_;
+  UniqueFd kick_;
+  UniqueFd notify_;
+  uint32_t tail_;
+};
+
+// Size of the ring's memfd, a whole number of pages.
+size_t ring_bytes();
+
+}  // namespace bulkhead::legacy

@@ -1,0 +1,49 @@
+// bulkhead: the launcher CLI.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "launcher/run_command.h"
+
+using namespace bulkhead;
+
+int main(int argc, char** argv) {
+  init_process("bulkhead");
+  CLI::App app{"Bulkhead: a KVM virtual machine monitor with each device in its own confined process.", "bulkhead"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "bulkhead 0.1");
+
+  launcher::RunOptions run;
+  CLI::App* run_cmd = app.add_subcommand("run", "Boot a VM. Without --kernel, boots the built-in test guest as a demo.");
+  run_cmd->add_option("--kernel", run.kernel, "Kernel: an ELF with a PVH note (e.g. Linux vmlinux) or a Linux bzImage");
+  run_cmd->add_option("--initrd", run.initrd, "Initial ramdisk");
+  run_cmd->add_option("--cmdline", run.cmdline, "Kernel command line");
+  run_cmd->add_option("--memory", run.memory, "Guest RAM, e.g. 256M or 2G (a plain number means MiB)")->capture_default_str();
+  run_cmd->add_option("--cpus", run.cpus, "Number of vCPUs")->capture_default_str();
+  run_cmd->add_option("--serial", run.serial, "COM1 backend: stdio, file=PATH, unix=PATH (listens), pty or none")
+      ->capture_default_str();
+  run_cmd->add_option("--device-poll-us", run.device_poll_us,
+                      "How long device processes keep polling for register accesses before sleeping (0-1000)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "bulkhead: error: %s\n", e.what());
+    return launcher::kExitUsage;
+  }
+  try {
+    if (run_cmd->parsed()) return launcher::run_vm(run);
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "bulkhead: error: %s\n", e.what());
+    return launcher::kExitUsage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bulkhead: error: %s\n", e.what());
+    return launcher::kExitVmmError;
+  }
+  return launcher::kExitUsage;
+}

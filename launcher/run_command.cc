@@ -1,0 +1,345 @@
+#include "launcher/run_command.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "ipc/control.pb.h"
+#include "launcher/spawn.h"
+#include "launcher/terminal.h"
+#include "vmm-core/boot/kernel_image.h"
+
+namespace bulkhead::launcher {
+
+namespace {
+
+constexpr uint16_t kCom1Port = 0x3f8;
+constexpr uint32_t kCom1Irq = 4;
+constexpr uint32_t kMaxCpus = 254;
+constexpr auto kDeviceExitGrace = std::chrono::seconds(5);
+
+UniqueFd open_file(const std::string& path, int flags, const char* what, mode_t mode = 0) {
+  // open() of a user-supplied path; the descriptor is handed to a role process later.
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC, mode));
+  if (!fd) throw InputError(std::string("cannot open ") + what + " '" + path + "': " + std::strerror(errno));
+  return fd;
+}
+
+UniqueFd duplicate(int fd, const char* what) {
+  // A second descriptor for a stream we hold, so ownership can move to a child.
+  UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!copy) throw InputError(std::string("cannot use ") + what + ": " + std::strerror(errno));
+  return copy;
+}
+
+UniqueFd listen_unix(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) throw InputError("unix socket path '" + path + "' is too long");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  // A fresh socket owned by `fd`.
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) throw_errno("socket");
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) throw InputError("'" + path + "' exists and is not a socket");
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    // connect() to learn whether someone still serves this socket; `addr` is fully set.
+    if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+      throw InputError("socket '" + path + "' is in use by another process");
+    ::unlink(path.c_str());  // a stale socket left by a killed predecessor
+  }
+  // bind/listen on the socket we own, at the address checked above.
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    throw InputError("cannot listen on '" + path + "': " + std::strerror(errno));
+  if (::listen(fd.get(), 1) != 0) throw_errno("listen");
+  return fd;
+}
+
+UniqueFd open_pty(std::string* name) {
+  // A new pseudo-terminal master; the slave's path is printed for the user.
+  UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK));
+  if (!master || ::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0) throw_errno("opening a pty");
+  char buffer[128];
+  if (::ptsname_r(master.get(), buffer, sizeof buffer) != 0) throw_errno("ptsname");
+  *name = buffer;
+  termios tio;
+  // The slave side gets raw mode so the guest's bytes pass untouched.
+  UniqueFd slave(::open(buffer, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (slave && ::tcgetattr(slave.get(), &tio) == 0) {
+    ::cfmakeraw(&tio);
+    ::tcsetattr(slave.get(), TCSANOW, &tio);
+  }
+  return master;
+}
+
+// Descriptors that travel with one StartRole message; fields hold their index.
+class FdList {
+ public:
+  int add(int fd) {
+    if (fd < 0) return -1;
+    fds_.push_back(fd);
+    return static_cast<int>(fds_.size() - 1);
+  }
+  std::span<const int> all() const { return fds_; }
+
+ private:
+  std::vector<int> fds_;
+};
+
+struct SerialStreams {
+  UniqueFd input, output, listener;
+};
+
+SerialStreams open_serial(const SerialSpec& spec) {
+  SerialStreams s;
+  switch (spec.kind) {
+    case SerialSpec::Kind::kStdio:
+      s.input = duplicate(STDIN_FILENO, "standard input");
+      s.output = duplicate(STDOUT_FILENO, "standard output");
+      break;
+    case SerialSpec::Kind::kFile:
+      s.output = open_file(spec.path, O_WRONLY | O_CREAT | O_TRUNC, "serial log file", 0640);
+      break;
+    case SerialSpec::Kind::kUnix:
+      s.listener = listen_unix(spec.path);
+      break;
+    case SerialSpec::Kind::kPty: {
+      std::string name;
+      s.input = open_pty(&name);
+      s.output = duplicate(s.input.get(), "the pty");
+      fprintf(stderr, "bulkhead: serial console on %s\n", name.c_str());
+      break;
+    }
+    case SerialSpec::Kind::kNone:
+      break;
+  }
+  return s;
+}
+
+// The signals that end the VM; blocked and read through a signalfd.
+UniqueFd block_termination_signals(sigset_t* old_mask) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, sig);
+  ::sigprocmask(SIG_BLOCK, &set, old_mask);
+  // A signalfd for the signals just blocked.
+  UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!fd) throw_errno("signalfd");
+  return fd;
+}
+
+class Supervisor {
+ public:
+  Supervisor(RoleProcess core, std::vector<RoleProcess> devices, UniqueFd signals)
+      : core_(std::move(core)), devices_(std::move(devices)), signals_(std::move(signals)) {}
+
+  int run();
+
+ private:
+  bool on_core_message();
+  void terminate_all(int sig);
+  void wait_for_devices();
+
+  RoleProcess core_;
+  std::vector<RoleProcess> devices_;
+  UniqueFd signals_;
+  std::optional<ipc::VmStopped> stopped_;
+  std::string device_failure_;
+  int interrupted_by_ = 0;
+};
+
+bool Supervisor::on_core_message() {
+  ipc::RoleEvent event;
+  std::vector<UniqueFd> fds;
+  try {
+    if (!core_.control->receive(event, fds)) return false;
+  } catch (const std::exception& e) {
+    spdlog::warn("bad message from the core: {}", e.what());
+    return false;
+  }
+  if (event.has_vm_stopped()) stopped_ = event.vm_stopped();
+  return true;
+}
+
+void Supervisor::terminate_all(int sig) {
+  if (!core_.reaped) ::kill(core_.pid, sig);
+  for (auto& d : devices_)
+    if (!d.reaped) ::kill(d.pid, sig);
+}
+
+void Supervisor::wait_for_devices() {
+  // Devices finish on their own once the core is gone (flushing guest output first).
+  auto deadline = std::chrono::steady_clock::now() + kDeviceExitGrace;
+  for (auto& d : devices_) {
+    while (!try_reap(d)) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        ::kill(d.pid, SIGKILL);
+        deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+        continue;
+      }
+      pollfd p{d.pidfd.get(), POLLIN, 0};
+      ::poll(&p, 1, static_cast<int>(left.count()));
+    }
+  }
+}
+
+int Supervisor::run() {
+  while (!try_reap(core_)) {
+    std::vector<pollfd> fds = {{signals_.get(), POLLIN, 0}, {core_.pidfd.get(), POLLIN, 0},
+                               {core_.control->fd(), POLLIN, 0}};
+    for (auto& d : devices_) fds.push_back({d.pidfd.get(), d.reaped ? short{0} : short{POLLIN}, 0});
+    // poll() over descriptors this supervisor owns.
+    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) throw_errno("poll");
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo info;
+      // One siginfo record from our signalfd.
+      if (::read(signals_.get(), &info, sizeof info) == sizeof info && !interrupted_by_) {
+        interrupted_by_ = static_cast<int>(info.ssi_signo);
+        terminate_all(SIGTERM);
+      }
+    }
+    if (fds[2].revents & POLLIN) on_core_message();
+    for (size_t i = 0; i < devices_.size(); ++i) {
+      if ((fds[3 + i].revents & POLLIN) && try_reap(devices_[i]) && device_failure_.empty() && !interrupted_by_) {
+        device_failure_ = devices_[i].role + " " + describe_exit(devices_[i]);
+      }
+    }
+  }
+  // The core's last report may still sit in the socket after it exited.
+  for (;;) {
+    pollfd p{core_.control->fd(), POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN) || !on_core_message()) break;
+  }
+  wait_for_devices();
+
+  if (interrupted_by_) {
+    fprintf(stderr, "bulkhead: stopped by signal %d (%s)\n", interrupted_by_, strsignal(interrupted_by_));
+    return 128 + interrupted_by_;
+  }
+  if (!stopped_) {
+    std::string why = "bh-core " + describe_exit(core_);
+    if (!device_failure_.empty()) why += " after " + device_failure_;
+    fprintf(stderr, "bulkhead: error: the VM failed: %s\n", why.c_str());
+    return kExitVmmError;
+  }
+  switch (stopped_->reason()) {
+    case ipc::VmStopped::GUEST_EXIT:
+      return static_cast<int>(stopped_->exit_code());
+    case ipc::VmStopped::GUEST_RESET:
+    case ipc::VmStopped::GUEST_POWEROFF:
+      fprintf(stderr, "bulkhead: %s\n", stopped_->message().c_str());
+      return 0;
+    case ipc::VmStopped::CONFIG_ERROR:
+      fprintf(stderr, "bulkhead: error: %s\n", stopped_->message().c_str());
+      return kExitUsage;
+    default: {
+      std::string why = stopped_->message();
+      if (!device_failure_.empty()) why += " (" + device_failure_ + ")";
+      fprintf(stderr, "bulkhead: error: the VM failed: %s\n", why.c_str());
+      return kExitVmmError;
+    }
+  }
+}
+
+}  // namespace
+
+int run_vm(const RunOptions& options) {
+  // Everything is checked and opened before any process starts: bad input leaves nothing behind.
+  uint64_t memory = parse_memory_size(options.memory);
+  uint64_t host_memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  if (memory < (16ull << 20)) throw InputError("--memory " + options.memory + " is too small; the minimum is 16M");
+  if (memory % 4096) throw InputError("--memory " + options.memory + " is not a multiple of 4 KiB");
+  if (memory > host_memory)
+    throw InputError("--memory " + options.memory + " exceeds this host's " + std::to_string(host_memory >> 20) + " MiB of RAM");
+  if (options.cpus == 0 || options.cpus > kMaxCpus)
+    throw InputError("--cpus must be between 1 and " + std::to_string(kMaxCpus));
+  SerialSpec serial_spec = parse_serial(options.serial);
+
+  std::string dir = executable_dir();
+  std::string kernel_path = options.kernel.value_or(dir + "/bulkhead-test-guest.elf");
+  UniqueFd kernel = open_file(kernel_path, O_RDONLY, "kernel");
+  core::probe_kernel(kernel.get());
+  UniqueFd initrd;
+  if (options.initrd) {
+    initrd = open_file(*options.initrd, O_RDONLY, "initrd");
+    core::file_size(initrd.get(), "initrd");
+  }
+  UniqueFd kvm = open_file("/dev/kvm", O_RDWR, "KVM device");
+  SerialStreams serial = open_serial(serial_spec);
+
+  int pair[2];
+  // The legacy device protocol socket between the core and the serial device.
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) throw_errno("socketpair");
+  UniqueFd core_side(pair[0]), serial_side(pair[1]);
+
+  std::optional<RawTerminal> raw_terminal;
+  if (serial_spec.kind == SerialSpec::Kind::kStdio) raw_terminal.emplace(STDIN_FILENO);
+  sigset_t old_mask;
+  UniqueFd signals = block_termination_signals(&old_mask);
+
+  RoleProcess serial_process = spawn_role(dir + "/bulkhead-serial", "bh-serial");
+  {
+    ipc::StartRole start;
+    FdList fds;
+    ipc::DeviceConfig* device = start.mutable_device();
+    device->set_core_socket_fd(fds.add(serial_side.get()));
+    ipc::SerialConfig* s = device->mutable_serial();
+    s->set_input_fd(fds.add(serial.input.get()));
+    s->set_output_fd(fds.add(serial.output.get()));
+    s->set_listen_fd(fds.add(serial.listener.get()));
+    serial_process.control->send(start, fds.all());
+  }
+  RoleProcess core_process = spawn_role(dir + "/bulkhead-core", "bh-core");
+  {
+    ipc::StartRole start;
+    FdList fds;
+    ipc::CoreConfig* c = start.mutable_core();
+    c->set_kvm_fd(fds.add(kvm.get()));
+    c->set_kernel_fd(fds.add(kernel.get()));
+    c->set_initrd_fd(fds.add(initrd.get()));
+    c->set_memory_bytes(memory);
+    c->set_cpus(options.cpus);
+    c->set_cmdline(options.cmdline);
+    c->set_device_poll_us(options.device_poll_us);
+    ipc::LegacyDeviceSlot* slot = c->add_legacy_devices();
+    slot->set_name("serial0");
+    slot->set_io_base(kCom1Port);
+    slot->set_io_size(8);
+    slot->set_gsi(kCom1Irq);
+    slot->set_socket_fd(fds.add(core_side.get()));
+    core_process.control->send(start, fds.all());
+  }
+  // The children hold their own copies now.
+  kvm.reset();
+  kernel.reset();
+  initrd.reset();
+  core_side.reset();
+  serial_side.reset();
+  serial.input.reset();
+  serial.output.reset();
+  serial.listener.reset();
+
+  std::vector<RoleProcess> devices;
+  devices.push_back(std::move(serial_process));
+  Supervisor supervisor(std::move(core_process), std::move(devices), std::move(signals));
+  int status = supervisor.run();
+  ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+  if (serial_spec.kind == SerialSpec::Kind::kUnix) ::unlink(serial_spec.path.c_str());
+  return status;
+}
+
+}  // namespace bulkhead::launcher

@@ -1,0 +1,30 @@
+// `bulkhead run`: opens everything a VM needs, starts its processes, supervises them and
+// returns the exit status the launcher should exit with.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "launcher/options.h"
+
+namespace bulkhead::launcher {
+
+struct RunOptions {
+  std::optional<std::string> kernel;  // none: the built-in test guest
+  std::optional<std::string> initrd;
+  std::string cmdline;
+  std::string memory = "256M";
+  uint32_t cpus = 1;
+  std::string serial = "stdio";
+  uint32_t device_poll_us = 50;
+};
+
+// Exit statuses besides the guest's own.
+inline constexpr int kExitVmmError = 1;
+inline constexpr int kExitUsage = 2;
+
+// Throws InputError for bad input (before any process starts).
+int run_vm(const RunOptions& options);
+
+}  // namespace bulkhead::launcher

@@ -1,0 +1,36 @@
+// Starting a role process (bh-core, bh-serial, ...) from its own executable, with nothing
+// inherited but its control socket on fd 3.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+
+#include "common/unique_fd.h"
+#include "ipc/control_channel.h"
+
+namespace bulkhead::launcher {
+
+struct RoleProcess {
+  std::string role;  // e.g. "bh-serial"
+  pid_t pid = -1;
+  UniqueFd pidfd;    // readable once the process has exited
+  std::optional<ipc::ControlChannel> control;
+  bool reaped = false;
+  int wait_status = 0;
+};
+
+// Forks and execs `executable` in a new session, with PR_SET_PDEATHSIG so it dies with us,
+// an empty environment (but for sanitizer settings) and only its control socket open.
+RoleProcess spawn_role(const std::string& executable, const std::string& role);
+
+// Reaps `process` if it has exited (non-blocking); returns true once reaped.
+bool try_reap(RoleProcess& process);
+// Describes how a reaped process ended: "exited with status 1", "was killed by signal 9 (Killed)".
+std::string describe_exit(const RoleProcess& process);
+
+// Directory of the running launcher executable, where role executables live.
+std::string executable_dir();
+
+}  // namespace bulkhead::launcher

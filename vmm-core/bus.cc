@@ -1,0 +1,51 @@
+#include "vmm-core/bus.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "common/error.h"
+
+namespace bulkhead::core {
+
+void Bus::add(uint64_t base, uint64_t size, std::shared_ptr<BusDevice> device, std::string device_name) {
+  if (size == 0 || base + size < base) throw InputError(name_ + ": invalid window for " + device_name);
+  for (const Window& w : windows_) {
+    if (base < w.base + w.size && w.base < base + size) {
+      char buffer[200];
+      std::snprintf(buffer, sizeof buffer, "%s: %s at 0x%llx overlaps %s", name_.c_str(), device_name.c_str(),
+                    static_cast<unsigned long long>(base), w.name.c_str());
+      throw InputError(buffer);
+    }
+  }
+  auto at = std::lower_bound(windows_.begin(), windows_.end(), base, [](const Window& w, uint64_t b) { return w.base < b; });
+  windows_.insert(at, Window{base, size, std::move(device), std::move(device_name)});
+}
+
+const Bus::Window* Bus::find(uint64_t address, uint64_t length) const {
+  auto it = std::upper_bound(windows_.begin(), windows_.end(), address,
+                             [](uint64_t a, const Window& w) { return a < w.base; });
+  if (it == windows_.begin()) return nullptr;
+  const Window& w = *--it;
+  uint64_t offset = address - w.base;
+  if (offset >= w.size || length > w.size - offset) return nullptr;
+  return &w;
+}
+
+bool Bus::read(uint64_t address, std::span<uint8_t> data) const {
+  const Window* w = find(address, data.size());
+  if (!w) {
+    std::fill(data.begin(), data.end(), 0xff);
+    return false;
+  }
+  w->device->read(address - w->base, data);
+  return true;
+}
+
+bool Bus::write(uint64_t address, std::span<const uint8_t> data) const {
+  const Window* w = find(address, data.size());
+  if (!w) return false;
+  w->device->write(address - w->base, data);
+  return true;
+}
+
+}  // namespace bulkhead::core

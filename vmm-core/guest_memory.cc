@@ -1,0 +1,52 @@
+#include "vmm-core/guest_memory.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include "common/error.h"
+
+namespace bulkhead::core {
+
+GuestMemory::GuestMemory(uint64_t size) : size_(size) {
+  // An anonymous memory file; devices later map the same pages through this fd.
+  memfd_.reset(::memfd_create("bulkhead-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!memfd_) throw_errno("memfd_create for guest RAM");
+  if (::ftruncate(memfd_.get(), static_cast<off_t>(size)) != 0)
+    throw_errno("sizing guest RAM to " + std::to_string(size) + " bytes");
+  // No process that receives this fd may grow or shrink it (a shrink would SIGBUS the core).
+  if (::fcntl(memfd_.get(), F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0)
+    throw_errno("sealing guest RAM");
+  mapping_ = Mapping::map(memfd_.get(), size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE);
+  uint64_t low = std::min(size, kPciHoleStart);
+  regions_.push_back({0, low, 0, mapping_.data()});
+  if (size > low) regions_.push_back({k4GiB, size - low, low, mapping_.data() + low});
+}
+
+uint8_t* GuestMemory::host_range(uint64_t gpa, uint64_t length) const {
+  for (const RamRegion& r : regions_) {
+    if (gpa >= r.guest_address && gpa - r.guest_address <= r.size && length <= r.size - (gpa - r.guest_address))
+      return r.host + (gpa - r.guest_address);
+  }
+  return nullptr;
+}
+
+uint8_t* GuestMemory::require_range(uint64_t gpa, uint64_t length, const char* what) const {
+  uint8_t* host = host_range(gpa, length);
+  if (!host) {
+    char buffer[160];
+    std::snprintf(buffer, sizeof buffer, "%s at guest address 0x%llx (+0x%llx bytes) is outside guest RAM", what,
+                  static_cast<unsigned long long>(gpa), static_cast<unsigned long long>(length));
+    throw InputError(buffer);
+  }
+  return host;
+}
+
+void GuestMemory::write(uint64_t gpa, std::span<const uint8_t> bytes, const char* what) const {
+  std::memcpy(require_range(gpa, bytes.size(), what), bytes.data(), bytes.size());
+}
+
+}  // namespace bulkhead::core

@@ -1,0 +1,42 @@
+// One VM: KVM objects, guest RAM, buses with their devices, and the vCPUs.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "common/unique_fd.h"
+#include "ipc/control.pb.h"
+#include "vmm-core/bus.h"
+#include "vmm-core/guest_memory.h"
+#include "vmm-core/kvm.h"
+#include "vmm-core/legacy_device_proxy.h"
+#include "vmm-core/vcpu.h"
+#include "vmm-core/vm_control.h"
+
+namespace bulkhead::core {
+
+class Vm {
+ public:
+  // Builds the whole VM from the launcher's configuration and descriptors; throws
+  // InputError for an unusable configuration or image.
+  Vm(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds);
+  ~Vm();
+
+  // Runs until the guest or the VMM ends the VM, or `control_fd` hangs up.
+  ipc::VmStopped run(int control_fd);
+
+ private:
+  void add_system_devices();
+  void connect_legacy_devices(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds);
+
+  VmControl control_;
+  Kvm kvm_;
+  UniqueFd vm_fd_;
+  GuestMemory memory_;
+  Bus pio_{"port I/O bus"};
+  Bus mmio_{"MMIO bus"};
+  std::vector<std::unique_ptr<LegacyDeviceProxy>> legacy_devices_;
+  std::vector<std::unique_ptr<Vcpu>> vcpus_;
+};
+
+}  // namespace bulkhead::core

@@ -1,0 +1,36 @@
+#include "vmm-core/vm_control.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/error.h"
+
+namespace bulkhead::core {
+
+VmControl::VmControl() {
+  // A fresh eventfd, owned by stop_event_.
+  stop_event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_event_) throw_errno("eventfd");
+}
+
+void VmControl::request_stop(ipc::VmStopped::Reason reason, uint32_t exit_code, const std::string& message) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_.load(std::memory_order_relaxed)) return;
+    result_.set_reason(reason);
+    result_.set_exit_code(exit_code);
+    result_.set_message(message);
+    stopping_.store(true, std::memory_order_release);
+  }
+  uint64_t one = 1;
+  // Wakes the main thread; an 8-byte eventfd write cannot fail here.
+  [[maybe_unused]] ssize_t n = ::write(stop_event_.get(), &one, sizeof one);
+  if (kick_) kick_();
+}
+
+ipc::VmStopped VmControl::result() const {
+  std::lock_guard lock(mutex_);
+  return result_;
+}
+
+}  // namespace bulkhead::core
