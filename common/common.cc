@@ -1,6 +1,7 @@
 #include <sys/prctl.h>
 
 #include <cerrno>
+#include <csignal>
 
 #include <spdlog/sinks/stdout_sinks.h>
 
@@ -20,6 +21,9 @@ Mapping Mapping::map(int fd, size_t size, int prot, int flags, off_t offset) {
 }
 
 void init_process(const std::string& role_name) {
+  // A reader that goes away (a closed pipe, a disconnected console) must show up as EPIPE
+  // on that one write, not kill the process.
+  ::signal(SIGPIPE, SIG_IGN);
   // PR_SET_NAME copies at most 16 bytes from a valid C string.
   ::prctl(PR_SET_NAME, role_name.c_str(), 0, 0, 0);
   auto logger = spdlog::stderr_logger_st(role_name);

@@ -7,7 +7,8 @@
 
 namespace bulkhead {
 
-// Names this process (/proc/self/comm and the log prefix) and installs the stderr logger.
+// Names this process (/proc/self/comm and the log prefix), installs the stderr logger and
+// ignores SIGPIPE.
 void init_process(const std::string& role_name);
 
 }  // namespace bulkhead

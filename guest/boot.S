@@ -7,10 +7,10 @@
 .section .note.pvh, "a"
 .balign 4
 .long 4                 /* name size: "Xen\0" */
-.long 4                 /* descriptor size */
+.long 8                 /* descriptor size: 64-bit ELF loaders read 8 bytes */
 .long 18                /* XEN_ELFNOTE_PHYS32_ENTRY */
 .asciz "Xen"
-.long pvh_entry32
+.quad pvh_entry32
 
 /* Turns on PAE paging and long mode; ends with a far jump to \target (64-bit code). */
 .macro ENTER_LONG_MODE target

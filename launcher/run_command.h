@@ -17,7 +17,7 @@ struct RunOptions {
   std::string memory = "256M";
   uint32_t cpus = 1;
   std::string serial = "stdio";
-  uint32_t device_poll_us = 50;
+  uint32_t device_poll_us = 200;
 };
 
 // Exit statuses besides the guest's own.

@@ -96,17 +96,34 @@ bool scenario_serial_irq(const char*, Context& context) {
   return thre_ok && rx_ok;
 }
 
-bool scenario_bench_uart(const char* arg, Context& context) {
-  uint64_t n = parse_number(arg, 10000);
-  com1.write(Uart16550::kIer, 0);
+// Reports nanoseconds per access for `n` reads and `n` writes done by the two functions.
+template <typename Read, typename Write>
+void time_accesses(uint64_t n, uint64_t tsc_per_us, uint64_t* read_ns, uint64_t* write_ns, Read read, Write write) {
   uint64_t t0 = rdtsc();
-  for (uint64_t i = 0; i < n; ++i) com1.read(Uart16550::kLsr);
+  for (uint64_t i = 0; i < n; ++i) read();
   uint64_t t1 = rdtsc();
-  for (uint64_t i = 0; i < n; ++i) com1.write(Uart16550::kScr, static_cast<uint8_t>(i));
+  for (uint64_t i = 0; i < n; ++i) write(static_cast<uint8_t>(i));
   uint64_t t2 = rdtsc();
+  *read_ns = (t1 - t0) * 1000 / tsc_per_us / n;
+  *write_ns = (t2 - t1) * 1000 / tsc_per_us / n;
+}
+
+// The floor: accesses to a port no device claims, which the VMM answers itself.
+bool scenario_bench_exit(const char* arg, Context& context) {
+  constexpr uint16_t kUnclaimedPort = 0x2ff;  // COM2's scratch register; COM2 is absent
+  uint64_t n = parse_number(arg, 10000), read_ns, write_ns;
+  time_accesses(n, context.tsc_per_us, &read_ns, &write_ns, [] { inb(kUnclaimedPort); },
+                [](uint8_t v) { outb(kUnclaimedPort, v); });
+  print("BH-RESULT bench-exit iterations=%lu read_ns=%lu write_ns=%lu\n", n, read_ns, write_ns);
+  return true;
+}
+
+bool scenario_bench_uart(const char* arg, Context& context) {
+  uint64_t n = parse_number(arg, 10000), read_ns, write_ns;
+  com1.write(Uart16550::kIer, 0);
+  time_accesses(n, context.tsc_per_us, &read_ns, &write_ns, [] { com1.read(Uart16550::kLsr); },
+                [](uint8_t v) { com1.write(Uart16550::kScr, v); });
   bool ok = com1.read(Uart16550::kScr) == static_cast<uint8_t>(n - 1);
-  uint64_t read_ns = (t1 - t0) * 1000 / context.tsc_per_us / n;
-  uint64_t write_ns = (t2 - t1) * 1000 / context.tsc_per_us / n;
   print("BH-RESULT bench-uart iterations=%lu lsr_read_ns=%lu scr_write_ns=%lu scratch=%s\n", n, read_ns, write_ns,
         ok ? "ok" : "wrong");
   return ok;
