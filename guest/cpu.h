@@ -26,6 +26,4 @@ inline constexpr uint8_t kPicVectorBase = 0x20;
 void set_irq_handler(uint8_t irq, IrqHandler handler);
 uint64_t irq_count(uint8_t irq);
 
-inline void enable_interrupts() { asm volatile("sti" ::: "memory"); }
-
 }  // namespace guest

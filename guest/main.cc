@@ -18,6 +18,7 @@ namespace {
 constexpr Scenario kScenarios[] = {
     {"hello", scenario_hello},   {"echo", scenario_echo},           {"serial-irq", scenario_serial_irq},
     {"smp", scenario_smp},       {"bench-uart", scenario_bench_uart}, {"bench-exit", scenario_bench_exit},
+    {"flood", scenario_flood},
 };
 constexpr const char* kDefaultScenarios = "hello smp";
 constexpr uint8_t kStatusFailed = 3;

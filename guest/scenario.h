@@ -27,5 +27,6 @@ bool scenario_serial_irq(const char* arg, Context& context);
 bool scenario_smp(const char* arg, Context& context);
 bool scenario_bench_uart(const char* arg, Context& context);
 bool scenario_bench_exit(const char* arg, Context& context);
+bool scenario_flood(const char* arg, Context& context);
 
 }  // namespace guest

@@ -301,6 +301,7 @@ int run_vm(const RunOptions& options) {
     s->set_input_fd(fds.add(serial.input.get()));
     s->set_output_fd(fds.add(serial.output.get()));
     s->set_listen_fd(fds.add(serial.listener.get()));
+    s->set_pty(serial_spec.kind == SerialSpec::Kind::kPty);
     serial_process.control->send(start, fds.all());
   }
   RoleProcess core_process = spawn_role(dir + "/bulkhead-core", "bh-core");

@@ -96,6 +96,9 @@ void LegacyDeviceServer::run() {
     loop_.run_once(-1);
     if (ring_) ring_->woke_up();
   }
+  // Writes the core posted just before it went away (the guest's last bytes) still count.
+  if (ring_) drain_ring();
+  model_.finish();
 }
 
 }  // namespace bulkhead::device

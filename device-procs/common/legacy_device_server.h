@@ -24,6 +24,8 @@ class LegacyDeviceModel {
   virtual void attach_irq(uint32_t index, UniqueFd irqfd) = 0;
   // After a batch of accesses: a chance to flush output or re-arm timers once per batch.
   virtual void after_accesses() {}
+  // The core hung up and every access it posted has been handled: finish pending work.
+  virtual void finish() {}
 };
 
 class LegacyDeviceServer {

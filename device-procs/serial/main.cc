@@ -24,9 +24,9 @@ int main() {
     const ipc::SerialConfig& serial = config.serial();
 
     device::EventLoop loop;
-    device::SerialDevice model(loop, ipc::take_fd(fds, serial.input_fd(), "serial input"),
-                               ipc::take_fd(fds, serial.output_fd(), "serial output"),
-                               ipc::take_fd(fds, serial.listen_fd(), "serial listening socket"));
+    device::SerialDevice model(loop, {ipc::take_fd(fds, serial.input_fd(), "serial input"),
+                                      ipc::take_fd(fds, serial.output_fd(), "serial output"),
+                                      ipc::take_fd(fds, serial.listen_fd(), "serial listening socket"), serial.pty()});
     UniqueFd core = ipc::take_fd(fds, config.core_socket_fd(), "core socket");
     if (!core) throw InputError("no core socket");
     device::LegacyDeviceServer server(model, loop, std::move(core));

@@ -1,5 +1,6 @@
 #include "device-procs/serial/serial_device.h"
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -16,21 +17,42 @@ namespace bulkhead::device {
 namespace {
 // At most this much per write(): a pipe or tty that reported EPOLLOUT takes it without blocking.
 constexpr size_t kWriteChunk = 512;
+constexpr uint64_t kPtyProbeNs = 1'000'000'000;
+constexpr int kFinishTimeoutMs = 5000;
+
+UniqueFd make_timer() {
+  // A monotonic timerfd owned by the returned UniqueFd.
+  UniqueFd fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!fd) throw_errno("timerfd_create");
+  return fd;
+}
+
+void consume_timer(int fd) {
+  uint64_t expirations;
+  // Reading resets the timerfd; the count itself does not matter.
+  [[maybe_unused]] ssize_t n = ::read(fd, &expirations, sizeof expirations);
+}
 }  // namespace
 
-SerialDevice::SerialDevice(EventLoop& loop, UniqueFd input, UniqueFd output, UniqueFd listener)
-    : loop_(loop), uart_(irq_), listener_(std::move(listener)) {
-  // A monotonic one-shot timer for the receive FIFO's character timeout.
-  timer_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
-  if (!timer_) throw_errno("timerfd_create");
-  loop_.add(timer_.get(), EPOLLIN, [this](uint32_t) {
-    uint64_t expirations;
-    // Reading resets the timerfd; the count itself does not matter.
-    [[maybe_unused]] ssize_t n = ::read(timer_.get(), &expirations, sizeof expirations);
+SerialDevice::SerialDevice(EventLoop& loop, SerialStreams streams)
+    : loop_(loop),
+      uart_(irq_),
+      input_(std::move(streams.input)),
+      output_(std::move(streams.output)),
+      listener_(std::move(streams.listener)),
+      pty_(streams.pty),
+      char_timer_(make_timer()),
+      pty_probe_timer_(make_timer()) {
+  loop_.add(char_timer_.get(), EPOLLIN, [this](uint32_t) {
+    consume_timer(char_timer_.get());
     uart_.fire_timeout();
   });
+  loop_.add(pty_probe_timer_.get(), EPOLLIN, [this](uint32_t) {
+    consume_timer(pty_probe_timer_.get());
+    probe_pty();
+  });
   if (listener_) loop_.add(listener_.get(), EPOLLIN, [this](uint32_t) { accept_client(); });
-  set_streams(std::move(input), std::move(output));
+  watch_streams();
 }
 
 legacy::DeviceInfo SerialDevice::info() const {
@@ -56,38 +78,88 @@ void SerialDevice::attach_irq(uint32_t, UniqueFd irqfd) { irq_.attach(std::move(
 
 void SerialDevice::after_accesses() {
   flush_output(false);
-  update_interest();
+  update_input_interest();
   update_timer();
 }
 
-void SerialDevice::set_streams(UniqueFd input, UniqueFd output) {
-  input_ = std::move(input);
-  output_ = std::move(output);
-  input_eof_ = false;
-  input_paused_ = false;
-  input_watched_ = input_ && loop_.add(input_.get(), EPOLLIN, [this](uint32_t ev) { on_input(ev); });
-  output_waiting_ = false;
-  output_watched_ = output_ && loop_.add(output_.get(), 0, [this](uint32_t) { on_output_ready(); });
+void SerialDevice::finish() {
+  if (!output_ || peer_ != Peer::kPresent) return;
+  while (uart_.output_pending()) {
+    pollfd p{output_.get(), POLLOUT, 0};
+    // Waits for room on our own output descriptor; a regular file is always ready.
+    if (output_watched_ && ::poll(&p, 1, kFinishTimeoutMs) <= 0) return;
+    size_t before = uart_.output_pending();
+    flush_output(true);
+    if (!output_ || uart_.output_pending() == before) return;
+  }
 }
 
-void SerialDevice::drop_client() {
+void SerialDevice::watch_streams() {
+  input_paused_ = false;
+  output_waiting_ = false;
+  input_watched_ = input_ && loop_.add(input_.get(), EPOLLIN, [this](uint32_t ev) { on_input(ev); });
+  output_watched_ = output_ && loop_.add(output_.get(), 0, [this](uint32_t events) {
+    if (events & (EPOLLHUP | EPOLLERR) && pty_) return peer_left();
+    flush_output(true);
+  });
+}
+
+void SerialDevice::unwatch_streams() {
+  // epoll reports hang-ups even with an empty interest set, so streams nobody serves are
+  // removed altogether rather than muted.
   if (input_watched_) loop_.remove(input_.get());
   if (output_watched_) loop_.remove(output_.get());
+  input_watched_ = output_watched_ = output_waiting_ = false;
+}
+
+void SerialDevice::peer_left() {
+  unwatch_streams();
+  if (client_) {
+    input_.reset();
+    output_.reset();
+    client_ = false;
+    peer_ = Peer::kPresent;  // output is discarded until the next client connects
+    return;
+  }
+  if (pty_) {
+    peer_ = Peer::kAway;
+    arm_timer(pty_probe_timer_.get(), kPtyProbeNs, true);
+    return;
+  }
+  peer_ = Peer::kGone;
+}
+
+void SerialDevice::input_ended() {
+  // A socket client or a pty reader that leaves takes both directions with it; the end of
+  // a plain input stream (stdin at EOF) leaves the output alone.
+  if (client_ || pty_) return peer_left();
+  if (input_watched_) loop_.remove(input_.get());
+  input_watched_ = false;
   input_.reset();
-  output_.reset();
-  input_watched_ = output_watched_ = client_ = false;
+}
+
+void SerialDevice::probe_pty() {
+  if (peer_ != Peer::kAway) return;
+  pollfd p{input_.get(), POLLIN, 0};
+  // A zero-timeout poll of our pty master: POLLHUP means the slave is still closed.
+  if (::poll(&p, 1, 0) < 0 || (p.revents & POLLHUP)) return;
+  arm_timer(pty_probe_timer_.get(), 0, false);
+  peer_ = Peer::kPresent;
+  watch_streams();
 }
 
 void SerialDevice::accept_client() {
   // accept4 on the listening socket we were handed; the new connection is ours alone.
   UniqueFd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-  if (!client) return;
-  if (client_) return;  // one client at a time: later ones are closed at once
+  if (!client || client_) return;  // one client at a time: later ones are closed at once
   // A second descriptor for the same socket, so input and output register separately.
   UniqueFd output(::dup(client.get()));
   if (!output) return;
-  set_streams(std::move(client), std::move(output));
+  input_ = std::move(client);
+  output_ = std::move(output);
   client_ = true;
+  peer_ = Peer::kPresent;
+  watch_streams();
 }
 
 void SerialDevice::on_input(uint32_t events) {
@@ -99,24 +171,17 @@ void SerialDevice::on_input(uint32_t events) {
     if (n > 0) {
       uart_.receive({buffer, static_cast<size_t>(n)});
     } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-      if (client_) return drop_client();
-      input_eof_ = true;
+      return input_ended();
     }
   } else if (events & (EPOLLHUP | EPOLLERR)) {
-    if (client_) return drop_client();
-    input_eof_ = true;
+    return input_ended();
   }
-  update_interest();
+  update_input_interest();
   update_timer();
 }
 
-void SerialDevice::on_output_ready() {
-  flush_output(true);
-  update_interest();
-}
-
 void SerialDevice::flush_output(bool writable) {
-  if (!output_) {
+  if (!output_ || peer_ != Peer::kPresent) {
     // Nobody is listening: discard, so the guest never stalls on a console no one reads.
     uart_.consume_output(uart_.output_pending());
     return;
@@ -134,11 +199,8 @@ void SerialDevice::flush_output(bool writable) {
     ssize_t written = ::write(output_.get(), chunk, n);
     if (written < 0 && (errno == EAGAIN || errno == EINTR)) break;
     if (written < 0) {
-      if (client_) return drop_client();
-      spdlog::warn("serial output failed ({}); discarding further output", std::strerror(errno));
-      if (output_watched_) loop_.remove(output_.get());
-      output_.reset();
-      output_watched_ = false;
+      if (!client_ && !pty_) spdlog::warn("serial output failed ({}); discarding further output", std::strerror(errno));
+      peer_left();
       uart_.consume_output(uart_.output_pending());
       return;
     }
@@ -154,14 +216,8 @@ void SerialDevice::set_output_waiting(bool waiting) {
   loop_.modify(output_.get(), waiting ? uint32_t{EPOLLOUT} : 0u);
 }
 
-void SerialDevice::update_interest() {
-  if (!input_watched_ || input_eof_) {
-    if (input_watched_ && input_eof_) {
-      loop_.remove(input_.get());
-      input_watched_ = false;
-    }
-    return;
-  }
+void SerialDevice::update_input_interest() {
+  if (!input_watched_) return;
   bool want = uart_.rx_space() > 0;
   if (want == !input_paused_) return;
   input_paused_ = !want;
@@ -171,12 +227,16 @@ void SerialDevice::update_interest() {
 void SerialDevice::update_timer() {
   if (!uart_.wants_timeout() || uart_.rx_activity() == timer_for_activity_) return;
   timer_for_activity_ = uart_.rx_activity();
+  arm_timer(char_timer_.get(), uart_.char_timeout_ns(), false);
+}
+
+void SerialDevice::arm_timer(int fd, uint64_t ns, bool periodic) {
   itimerspec spec{};
-  uint64_t ns = uart_.char_timeout_ns();
   spec.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
   spec.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-  // Arms our own timerfd with a relative one-shot expiry.
-  ::timerfd_settime(timer_.get(), 0, &spec, nullptr);
+  if (periodic) spec.it_interval = spec.it_value;
+  // Arms (or with ns == 0 disarms) one of our own timerfds, relative to now.
+  ::timerfd_settime(fd, 0, &spec, nullptr);
 }
 
 }  // namespace bulkhead::device

@@ -1,6 +1,6 @@
 // The serial device process's model: one 16550A (register window 0, IRQ line 0) wired to
-// host byte streams handed in by the launcher: input, output, or a listening unix socket
-// whose one client at a time is both.
+// host byte streams handed in by the launcher: input and output descriptors, a pty master,
+// or a listening unix socket whose one client at a time is both.
 #pragma once
 
 #include <cstdint>
@@ -13,43 +13,56 @@
 
 namespace bulkhead::device {
 
+struct SerialStreams {
+  UniqueFd input;     // may be invalid
+  UniqueFd output;    // may be invalid: output is discarded
+  UniqueFd listener;  // may be invalid
+  bool pty = false;   // input/output are a pty master (see control.proto)
+};
+
 class SerialDevice : public LegacyDeviceModel {
  public:
-  // Any descriptor may be invalid. The device never opens anything itself.
-  SerialDevice(EventLoop& loop, UniqueFd input, UniqueFd output, UniqueFd listener);
+  SerialDevice(EventLoop& loop, SerialStreams streams);
 
   legacy::DeviceInfo info() const override;
   uint64_t read(uint8_t region, uint64_t offset, uint8_t size) override;
   void write(uint8_t region, uint64_t offset, uint8_t size, uint64_t value) override;
   void attach_irq(uint32_t index, UniqueFd irqfd) override;
   void after_accesses() override;
+  // Writes out what the guest sent before the VM ended (bounded wait).
+  void finish() override;
 
   const Uart16550& uart() const { return uart_; }
 
  private:
-  void set_streams(UniqueFd input, UniqueFd output);
-  void drop_client();
+  enum class Peer { kPresent, kGone, kAway };  // kAway: a pty nobody has open, checked again later
+
+  void watch_streams();
+  void unwatch_streams();
+  void peer_left();
+  void input_ended();
+  void accept_client();
+  void probe_pty();
   void on_input(uint32_t events);
-  void on_output_ready();
   void flush_output(bool writable);
   void set_output_waiting(bool waiting);
-  void update_interest();
+  void update_input_interest();
   void update_timer();
-  void accept_client();
+  void arm_timer(int fd, uint64_t ns, bool periodic);
 
   EventLoop& loop_;
   IrqLine irq_;
   Uart16550 uart_;
-  UniqueFd input_;
-  UniqueFd output_;
-  UniqueFd listener_;
-  UniqueFd timer_;
-  bool input_watched_ = false;   // registered with the loop
-  bool input_paused_ = false;    // EPOLLIN interest off: FIFO full or stream at EOF
-  bool input_eof_ = false;
-  bool output_watched_ = false;  // false for regular files: always writable
-  bool output_waiting_ = false;  // EPOLLOUT interest on
-  bool client_ = false;          // streams belong to an accepted client
+  UniqueFd input_, output_, listener_;
+  bool pty_;
+  Peer peer_ = Peer::kPresent;
+  bool client_ = false;           // streams belong to an accepted unix-socket client
+  bool input_watched_ = false;
+  bool input_paused_ = false;     // FIFO full: EPOLLIN interest off
+  bool output_watched_ = false;   // false for regular files, which are always writable
+  bool output_waiting_ = false;   // EPOLLOUT interest on
+  UniqueFd char_timer_;           // the receive FIFO's character timeout
+  UniqueFd pty_probe_timer_;
   uint64_t timer_for_activity_ = ~0ull;
 };
 

@@ -21,7 +21,9 @@ constexpr size_t kTriggerLevels[] = {1, 4, 8, 14};
 
 Uart16550::Uart16550(IrqSink& irq, size_t output_capacity) : irq_(irq), output_capacity_(output_capacity) {}
 
-bool Uart16550::thr_empty() const { return output_.size() < output_capacity_; }
+// THR (and in FIFO mode the whole 16-byte transmit FIFO) counts as empty while the output
+// buffer can take that much: a driver may write a full FIFO's worth after seeing THRE.
+bool Uart16550::thr_empty() const { return output_.size() + (fifo_enabled_ ? kFifoSize : 1) <= output_capacity_; }
 
 uint8_t Uart16550::line_status() const {
   uint8_t lsr = lsr_errors_;
@@ -84,7 +86,7 @@ void Uart16550::push_rx(uint8_t byte) {
 void Uart16550::transmit(uint8_t byte) {
   if (mcr_ & kMcrLoop) {
     push_rx(byte);
-  } else if (thr_empty()) {
+  } else if (output_.size() < output_capacity_) {
     output_.push_back(byte);
   } else {
     ++dropped_output_;
@@ -219,8 +221,8 @@ uint64_t Uart16550::char_timeout_ns() const {
   // Four character times of 10 bits at the programmed rate. Divisor 0 behaves as 65536 on
   // real parts; it must never be a division by zero here.
   uint64_t divisor = divisor_ ? divisor_ : 65536;
-  uint64_t baud_x16 = kInputClockHz / divisor;  // 16 x baud rate
-  return 4 * 10 * 16 * 1'000'000'000ull / std::max<uint64_t>(baud_x16, 1);
+  // One bit lasts 16 * divisor input-clock cycles.
+  return 4 * 10 * 16 * divisor * 1'000'000'000ull / kInputClockHz;
 }
 
 void Uart16550::fire_timeout() {

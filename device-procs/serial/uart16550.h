@@ -2,9 +2,10 @@
 // trigger levels and character timeout, interrupt identification and priorities, modem
 // lines with loopback, scratch register. Pure state: no I/O, no clock.
 //
-// Transmission is instantaneous into a bounded output buffer that the backend drains; when
-// the buffer is full, THRE stays clear so a well-behaved guest waits (no data is lost), and
-// bytes a guest writes anyway are counted and dropped (no unbounded memory).
+// Transmission is instantaneous into a bounded output buffer that the backend drains. THRE
+// is set while the buffer has room for a whole transmit FIFO, so a well-behaved guest waits
+// when it fills (no data is lost); bytes written beyond its capacity anyway are counted and
+// dropped (no unbounded memory).
 #pragma once
 
 #include <cstddef>

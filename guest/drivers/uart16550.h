@@ -20,6 +20,8 @@ class Uart16550 {
   static constexpr uint8_t kIirThrEmpty = 0x02, kIirRxData = 0x04, kIirLineStatus = 0x06, kIirRxTimeout = 0x0c;
   static constexpr uint8_t kMcrDtr = 0x01, kMcrRts = 0x02, kMcrOut2 = 0x08, kMcrLoop = 0x10;
 
+  static constexpr int kFifoSize = 16;
+
   explicit constexpr Uart16550(uint16_t base) : base_(base) {}
 
   // 115200 8N1, FIFOs on (trigger 1 byte), OUT2 on, interrupts off.
@@ -31,9 +33,15 @@ class Uart16550 {
     write(kLcr, 0x03);
     write(kIirFcr, 0x07);
     write(kMcr, kMcrDtr | kMcrRts | kMcrOut2);
+    tx_credit_ = 0;
   }
+  // Once THRE is seen the 16-byte transmit FIFO is empty: fill it before polling again.
   void put(char c) {
-    while (!(read(kLsr) & kLsrThrEmpty)) pause();
+    if (tx_credit_ == 0) {
+      while (!(read(kLsr) & kLsrThrEmpty)) pause();
+      tx_credit_ = kFifoSize;
+    }
+    --tx_credit_;
     write(kRbrThr, static_cast<uint8_t>(c));
   }
   bool can_read() { return read(kLsr) & kLsrDataReady; }
@@ -46,6 +54,7 @@ class Uart16550 {
 
  private:
   uint16_t base_;
+  int tx_credit_ = 0;
 };
 
 }  // namespace guest

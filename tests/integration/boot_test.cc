@@ -1,0 +1,96 @@
+// Booting the test guest on Bulkhead: the demo, SMP, memory layout, exit status, process layout.
+#include <signal.h>
+
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include "tests/integration/vm_test.h"
+
+namespace bulkhead::test {
+namespace {
+
+class BootTest : public VmTest {};
+
+TEST_F(BootTest, DemoBootsTheTestGuestAndExitsZero) {
+  Subprocess vm(run_args({}), false);
+  EXPECT_EQ(vm.wait(60s), 0) << vm.err();
+  EXPECT_NE(vm.out().find("BH-BOOT bulkhead-test-guest"), std::string::npos) << vm.out();
+  EXPECT_NE(vm.out().find("BH-RESULT hello"), std::string::npos);
+  EXPECT_NE(vm.out().find("acpi_error=none"), std::string::npos) << "the guest checks our ACPI checksums";
+  EXPECT_NE(vm.out().find("BH-DONE status=0"), std::string::npos);
+}
+
+TEST_F(BootTest, AllCpusComeUp) {
+  for (int cpus : {1, 2, 4}) {
+    Subprocess vm(run_args({"--cpus", std::to_string(cpus), "--cmdline", "smp"}), false);
+    ASSERT_EQ(vm.wait(60s), 0) << vm.out() << vm.err();
+    std::string expect = "cpus_expected=" + std::to_string(cpus) + " cpus_online=" + std::to_string(cpus);
+    EXPECT_NE(vm.out().find(expect), std::string::npos) << vm.out();
+    EXPECT_NE(vm.out().find("jobs=ok"), std::string::npos) << "every AP ran its job at CPL3";
+  }
+}
+
+TEST_F(BootTest, GuestSeesTheMemoryItWasGiven) {
+  for (const char* size : {"64M", "3584M"}) {  // the second one spans the PCI hole
+    Subprocess vm(run_args({"--memory", size, "--cmdline", "hello"}), false);
+    ASSERT_EQ(vm.wait(60s), 0) << vm.err();
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(vm.out(), m, std::regex("ram_kib=(\\d+)"))) << vm.out();
+    uint64_t kib = std::stoull(m[1]);
+    uint64_t expected_kib = (std::string(size) == "64M" ? 64ull : 3584ull) * 1024;
+    EXPECT_EQ(kib, expected_kib - (0x100000 - 0x9fc00) / 1024) << "all but the BIOS hole below 1 MiB";
+    if (std::string(size) == "3584M") {
+      EXPECT_NE(vm.out().find("BH-MEMMAP base=0x100000000"), std::string::npos) << "RAM above 4 GiB";
+    }
+  }
+}
+
+TEST_F(BootTest, ExitStatusComesFromTheGuest) {
+  for (int status : {0, 7, 42, 255}) {
+    Subprocess vm(run_args({"--cmdline", "exit=" + std::to_string(status)}), false);
+    EXPECT_EQ(vm.wait(60s), status) << vm.err();
+  }
+}
+
+TEST_F(BootTest, EveryRoleRunsAsItsOwnNamedProcess) {
+  Subprocess vm(run_args({"--cmdline", "echo"}), true);
+  ASSERT_TRUE(vm.wait_for("BH-READY echo", 60s)) << vm.out() << vm.err();
+  auto pids = role_processes();
+  std::set<std::string> names;
+  for (pid_t pid : pids) {
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  EXPECT_TRUE(names.count("bh-core")) << "core process";
+  EXPECT_TRUE(names.count("bh-serial")) << "serial device process";
+  EXPECT_GE(pids.size(), 2u);
+  vm.write_stdin("done\n");
+  EXPECT_EQ(vm.wait(60s), 0) << vm.err();
+}
+
+TEST_F(BootTest, SigtermStopsTheVmAndEveryProcess) {
+  Subprocess vm(run_args({"--cmdline", "echo"}), true);
+  ASSERT_TRUE(vm.wait_for("BH-READY echo", 60s)) << vm.err();
+  vm.signal(SIGTERM);
+  EXPECT_EQ(vm.wait(30s), 128 + SIGTERM);
+  EXPECT_NE(vm.err().find("stopped by signal"), std::string::npos) << vm.err();
+}
+
+TEST_F(BootTest, ADeviceCrashEndsTheVmWithAMessageNamingIt) {
+  Subprocess vm(run_args({"--cmdline", "echo"}), true);
+  ASSERT_TRUE(vm.wait_for("BH-READY echo", 60s)) << vm.err();
+  for (pid_t pid : role_processes()) {
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name == "bh-serial") ::kill(pid, SIGKILL);
+  }
+  EXPECT_EQ(vm.wait(30s), 1);
+  EXPECT_NE(vm.err().find("bh-serial was killed by signal 9"), std::string::npos) << vm.err();
+}
+
+}  // namespace
+}  // namespace bulkhead::test

@@ -1,0 +1,29 @@
+// Shared set-up for tests that boot VMs: skip loudly without KVM, and check that no role
+// process outlives a test.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include "tests/support/subprocess.h"
+
+namespace bulkhead::test {
+
+class VmTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why = kvm_unavailable_reason();
+    if (!why.empty()) GTEST_SKIP() << "needs KVM: " << why;
+    ASSERT_TRUE(role_processes().empty()) << "role processes from an earlier test are still running";
+  }
+  void TearDown() override {
+    if (IsSkipped()) return;
+    EXPECT_TRUE(wait_for_no_role_processes().empty()) << "a bh-* process outlived its VM";
+  }
+  static std::vector<std::string> run_args(std::vector<std::string> extra) {
+    std::vector<std::string> args = {bulkhead(), "run"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+};
+
+}  // namespace bulkhead::test

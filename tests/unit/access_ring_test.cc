@@ -1,0 +1,126 @@
+// The access ring between the core (producer) and a device (consumer), across threads.
+#include "ipc/legacy_device/access_ring.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+namespace bulkhead::legacy {
+namespace {
+
+UniqueFd dup_fd(int fd) { return UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0)); }
+
+// A consumer thread that answers reads with offset * 3 and logs writes, sleeping on the
+// kick eventfd like a device process does.
+class Device {
+ public:
+  explicit Device(AccessRingProducer& p)
+      : consumer_(dup_fd(p.memfd()), dup_fd(p.kick_fd()), dup_fd(p.notify_fd())), thread_([this] { loop(); }) {}
+  ~Device() {
+    stop_ = true;
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(consumer_.kick_fd(), &one, 8);
+    thread_.join();
+  }
+  std::vector<uint64_t> writes;
+  std::atomic<bool> paused{false};
+
+ private:
+  void loop() {
+    while (!stop_) {
+      if (!paused) consumer_.drain([this](const AccessSlot& s) -> uint64_t {
+        if (s.kind == static_cast<uint8_t>(AccessKind::kWrite)) writes.push_back(s.data);
+        return s.offset * 3;
+      });
+      if (!consumer_.prepare_to_sleep()) continue;
+      pollfd p{consumer_.kick_fd(), POLLIN, 0};
+      ::poll(&p, 1, 10);
+      consumer_.woke_up();
+    }
+  }
+  AccessRingConsumer consumer_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST(AccessRing, ReadsReturnTheDevicesAnswer) {
+  AccessRingProducer producer;
+  Device device(producer);
+  for (uint64_t off = 0; off < 200; ++off) EXPECT_EQ(producer.read(0, off, 1), off * 3);
+}
+
+TEST(AccessRing, PostedWritesArriveInOrderBeforeALaterRead) {
+  AccessRingProducer producer;
+  Device device(producer);
+  for (uint64_t i = 0; i < 1000; ++i) producer.write(0, 7, 1, i);
+  producer.read(0, 0, 1);  // a read completes only after every earlier write
+  ASSERT_EQ(device.writes.size(), 1000u);
+  for (uint64_t i = 0; i < 1000; ++i) EXPECT_EQ(device.writes[i], i);
+}
+
+TEST(AccessRing, AFullRingMakesTheProducerWaitNotOverwrite) {
+  AccessRingProducer producer;
+  Device device(producer);
+  device.paused = true;
+  std::thread writer([&] {
+    for (uint64_t i = 0; i < kRingSlots * 3; ++i) producer.write(0, 1, 1, i);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  device.paused = false;
+  writer.join();
+  producer.read(0, 0, 1);
+  ASSERT_EQ(device.writes.size(), kRingSlots * 3);
+  for (uint64_t i = 0; i < device.writes.size(); ++i) EXPECT_EQ(device.writes[i], i);
+}
+
+TEST(AccessRing, ConcurrentVcpusEachGetTheirOwnAnswers) {
+  AccessRingProducer producer;
+  Device device(producer);
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> vcpus;
+  for (int t = 0; t < 4; ++t)
+    vcpus.emplace_back([&, t] {
+      for (uint64_t i = 0; i < 500; ++i) {
+        uint64_t off = t * 1000 + i;
+        if (producer.read(0, off, 4) != off * 3) ++wrong;
+      }
+    });
+  for (auto& v : vcpus) v.join();
+  EXPECT_EQ(wrong, 0);
+}
+
+TEST(AccessRing, HungUpDeviceIsReportedLost) {
+  AccessRingProducer producer;
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  UniqueFd ours(pair[0]);
+  producer.set_peer_socket(ours.get());
+  ::close(pair[1]);  // the device process is gone; nobody drains the ring
+  EXPECT_THROW(producer.read(0, 0, 1), DeviceLost);
+}
+
+TEST(AccessRing, CorruptedTailIsReportedLost) {
+  AccessRingProducer producer;
+  Mapping shared = Mapping::map(producer.memfd(), ring_bytes(), PROT_READ | PROT_WRITE);
+  auto* ring = reinterpret_cast<RingLayout*>(shared.data());
+  ring->tail.store(12345);  // a hostile device scribbles on the shared page
+  EXPECT_THROW(producer.write(0, 0, 1, 0), DeviceLost);
+}
+
+TEST(AccessRing, ConsumerRejectsAnUnsealedOrSmallRing) {
+  UniqueFd memfd(::memfd_create("fake", MFD_CLOEXEC));
+  ASSERT_EQ(::ftruncate(memfd.get(), static_cast<off_t>(ring_bytes())), 0);
+  UniqueFd a(::dup(memfd.get())), b(::dup(memfd.get()));
+  EXPECT_THROW(AccessRingConsumer(std::move(memfd), std::move(a), std::move(b)), std::exception)
+      << "an unsealed ring could be shrunk under the other side";
+}
+
+}  // namespace
+}  // namespace bulkhead::legacy

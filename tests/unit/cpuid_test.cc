@@ -1,0 +1,63 @@
+#include "vmm-core/cpuid.h"
+
+#include <gtest/gtest.h>
+
+namespace bulkhead::core {
+namespace {
+
+const kvm_cpuid_entry2* find(const std::vector<kvm_cpuid_entry2>& v, uint32_t function, uint32_t index = 0) {
+  for (const auto& e : v)
+    if (e.function == function && e.index == index) return &e;
+  return nullptr;
+}
+
+std::vector<kvm_cpuid_entry2> supported() {
+  std::vector<kvm_cpuid_entry2> s(3);
+  s[0].function = 1;
+  s[0].ebx = 0xffffffff;  // garbage that must be replaced
+  s[1].function = 0xb;    // the host's topology must not leak through
+  s[1].ebx = 99;
+  s[2].function = 4;
+  s[2].eax = 0xfc000121;
+  return s;
+}
+
+TEST(Cpuid, Leaf1CarriesApicIdAndCount) {
+  auto c = build_cpuid(supported(), 2, 4);
+  const auto* leaf1 = find(c, 1);
+  ASSERT_NE(leaf1, nullptr);
+  EXPECT_EQ(leaf1->ebx >> 24, 2u);
+  EXPECT_EQ((leaf1->ebx >> 16) & 0xff, 4u);
+  EXPECT_TRUE(leaf1->ecx & (1u << 31)) << "hypervisor bit";
+  EXPECT_TRUE(leaf1->edx & (1u << 28)) << "HTT with several logical CPUs";
+}
+
+TEST(Cpuid, ExtendedTopologyDescribesCoresNotTheHost) {
+  auto c = build_cpuid(supported(), 3, 6);
+  const auto* smt = find(c, 0xb, 0);
+  const auto* core = find(c, 0xb, 1);
+  const auto* end = find(c, 0xb, 2);
+  ASSERT_TRUE(smt && core && end);
+  EXPECT_EQ(smt->ebx, 1u);
+  EXPECT_EQ(core->ebx, 6u);
+  EXPECT_EQ(core->eax, 3u) << "ceil(log2(6)) APIC-ID bits for the package";
+  EXPECT_EQ(core->edx, 3u);
+  EXPECT_EQ((end->ecx >> 8) & 0xff, 0u) << "level type 0 ends the list";
+  EXPECT_EQ(find(c, 0xb, 0)->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX, KVM_CPUID_FLAG_SIGNIFCANT_INDEX);
+}
+
+TEST(Cpuid, CacheLeafCountsCores) {
+  auto c = build_cpuid(supported(), 0, 2);
+  EXPECT_EQ(find(c, 4)->eax >> 26, 1u);
+  EXPECT_EQ(find(c, 4)->eax & 0x3fff, 0x121u);
+}
+
+TEST(Cpuid, AddsKvmSignatureWhenMissing) {
+  auto c = build_cpuid(supported(), 0, 1);
+  const auto* sig = find(c, 0x40000000);
+  ASSERT_NE(sig, nullptr);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(&sig->ebx), 4), "KVMK");
+}
+
+}  // namespace
+}  // namespace bulkhead::core

@@ -1,0 +1,53 @@
+#include "launcher/options.h"
+
+#include <gtest/gtest.h>
+
+#include "common/error.h"
+
+namespace bulkhead::launcher {
+namespace {
+
+TEST(MemorySize, AcceptsUnitsAndPlainMiB) {
+  EXPECT_EQ(parse_memory_size("256M"), 256ull << 20);
+  EXPECT_EQ(parse_memory_size("256"), 256ull << 20) << "a plain number is MiB, as in QEMU";
+  EXPECT_EQ(parse_memory_size("2G"), 2ull << 30);
+  EXPECT_EQ(parse_memory_size("2g"), 2ull << 30);
+  EXPECT_EQ(parse_memory_size("512MiB"), 512ull << 20);
+  EXPECT_EQ(parse_memory_size("65536K"), 64ull << 20);
+  EXPECT_EQ(parse_memory_size("1T"), 1ull << 40);
+  EXPECT_EQ(parse_memory_size("4096B"), 4096u);
+}
+
+TEST(MemorySize, RejectsWhatIsNotASize) {
+  for (const char* bad : {"", "abc", "M", "12Q", "1.5G", "-1G", "99999999999999999999", "18446744073709551615G"})
+    EXPECT_THROW(parse_memory_size(bad), InputError) << bad;
+}
+
+TEST(MemorySize, ErrorNamesTheInput) {
+  try {
+    parse_memory_size("lots");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("'lots'"), std::string::npos);
+  }
+}
+
+TEST(SerialSpec, ParsesEveryBackend) {
+  EXPECT_EQ(parse_serial("stdio").kind, SerialSpec::Kind::kStdio);
+  EXPECT_EQ(parse_serial("pty").kind, SerialSpec::Kind::kPty);
+  EXPECT_EQ(parse_serial("none").kind, SerialSpec::Kind::kNone);
+  auto file = parse_serial("file=/tmp/x.log");
+  EXPECT_EQ(file.kind, SerialSpec::Kind::kFile);
+  EXPECT_EQ(file.path, "/tmp/x.log");
+  auto unix_socket = parse_serial("unix=/run/s.sock");
+  EXPECT_EQ(unix_socket.kind, SerialSpec::Kind::kUnix);
+  EXPECT_EQ(unix_socket.path, "/run/s.sock");
+}
+
+TEST(SerialSpec, RejectsUnknownAndEmptyPaths) {
+  for (const char* bad : {"", "tcp=1234", "file=", "unix=", "stdout", "filex=/a"})
+    EXPECT_THROW(parse_serial(bad), InputError) << bad;
+}
+
+}  // namespace
+}  // namespace bulkhead::launcher
