@@ -8,6 +8,9 @@ struct StartInfo {
   uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr, memmap_paddr;
   uint32_t memmap_entries, reserved;
 };
+struct ModlistEntry {
+  uint64_t paddr, size, cmdline_paddr, reserved;
+};
 struct MemmapEntry {
   uint64_t addr, size;
   uint32_t type, reserved;
@@ -23,6 +26,11 @@ BootInfo read_boot_info(uint32_t paddr) {
   info.valid = true;
   if (si->cmdline_paddr) info.cmdline = reinterpret_cast<const char*>(si->cmdline_paddr);
   info.rsdp = si->rsdp_paddr;
+  if (si->nr_modules && si->modlist_paddr) {
+    auto* module = reinterpret_cast<const ModlistEntry*>(si->modlist_paddr);
+    info.initrd = module->paddr;
+    info.initrd_size = module->size;
+  }
   if (si->version >= 1 && si->memmap_paddr) {
     auto* entries = reinterpret_cast<const MemmapEntry*>(si->memmap_paddr);
     for (uint32_t i = 0; i < si->memmap_entries && info.range_count < 32; ++i)

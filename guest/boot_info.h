@@ -13,6 +13,8 @@ struct MemoryRange {
 struct BootInfo {
   const char* cmdline = "";
   uint64_t rsdp = 0;
+  uint64_t initrd = 0;  // first PVH module, if any
+  uint64_t initrd_size = 0;
   MemoryRange ranges[32];
   int range_count = 0;
   bool valid = false;

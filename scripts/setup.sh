@@ -12,6 +12,7 @@ packages=(
   checkpolicy semodule-utils policycoreutils setools
   liburing-dev libcli11-dev libfmt-dev libspdlog-dev
   qemu-system-x86 qemu-utils busybox-static cpio
+  python3 lz4 xz-utils zstd
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -46,6 +46,21 @@ TEST_F(BootTest, GuestSeesTheMemoryItWasGiven) {
   }
 }
 
+TEST_F(BootTest, InitrdArrivesIntact) {
+  std::string path = "/tmp/bulkhead-test-" + std::to_string(::getpid()) + "-initrd";
+  std::string data(300000, '\0');
+  uint32_t sum = 0;
+  for (size_t i = 0; i < data.size(); ++i) {
+    data[i] = static_cast<char>((i * 2654435761u) >> 13);
+    sum += static_cast<uint8_t>(data[i]);
+  }
+  std::ofstream(path, std::ios::binary) << data;
+  Subprocess vm(run_args({"--initrd", path, "--cmdline", "hello"}), false);
+  EXPECT_EQ(vm.wait(60s), 0) << vm.err();
+  EXPECT_NE(vm.out().find("BH-RESULT initrd size=300000 sum=" + std::to_string(sum)), std::string::npos) << vm.out();
+  ::unlink(path.c_str());
+}
+
 TEST_F(BootTest, ExitStatusComesFromTheGuest) {
   for (int status : {0, 7, 42, 255}) {
     Subprocess vm(run_args({"--cmdline", "exit=" + std::to_string(status)}), false);
