@@ -16,7 +16,7 @@
 #include <chrono>
 #include <functional>
 
-#include "device-procs/common/event_loop.h"
+#include "common/event_loop.h"
 #include "device-procs/common/legacy_device_server.h"
 #include "ipc/legacy_device/access_ring.h"
 
@@ -78,7 +78,7 @@ struct RingDeviceProcess {
     ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
     pid = fork_device([sv] {
       ::close(sv[0]);
-      device::EventLoop loop;
+      EventLoop loop;
       RingDevice model;
       device::LegacyDeviceServer server(model, loop, UniqueFd(sv[1]));
       server.run();

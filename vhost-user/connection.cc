@@ -7,7 +7,7 @@ namespace bulkhead::vhost_user {
 void Connection::read_exact(uint8_t* data, size_t size, std::vector<UniqueFd>& fds, bool at_boundary, bool& eof) {
   size_t done = 0;
   while (done < size) {
-    size_t n = ipc::recv_with_fds(sock_.get(), {data + done, size - done}, fds, ipc::kMaxFdsPerMessage - fds.size());
+    size_t n = ipc::recv_with_fds(sock_.get(), {data + done, size - done}, fds, kMaxFds - fds.size());
     if (n == 0) {
       if (at_boundary && done == 0) {
         eof = true;

@@ -7,7 +7,7 @@
 #include <memory>
 #include <optional>
 
-#include "device-procs/common/event_loop.h"
+#include "common/event_loop.h"
 #include "ipc/legacy_device/access_ring.h"
 #include "ipc/legacy_device/protocol.h"
 #include "vhost-user/connection.h"

@@ -2,7 +2,7 @@
 // protocol. It receives every descriptor it uses from the launcher and opens nothing.
 #include "common/error.h"
 #include "common/log.h"
-#include "device-procs/common/event_loop.h"
+#include "common/event_loop.h"
 #include "device-procs/common/legacy_device_server.h"
 #include "device-procs/serial/serial_device.h"
 #include "ipc/control.pb.h"
@@ -23,7 +23,7 @@ int main() {
     const ipc::DeviceConfig& config = start.device();
     const ipc::SerialConfig& serial = config.serial();
 
-    device::EventLoop loop;
+    EventLoop loop;
     device::SerialDevice model(loop, {ipc::take_fd(fds, serial.input_fd(), "serial input"),
                                       ipc::take_fd(fds, serial.output_fd(), "serial output"),
                                       ipc::take_fd(fds, serial.listen_fd(), "serial listening socket"), serial.pty()});

@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "common/unique_fd.h"
-#include "device-procs/common/event_loop.h"
+#include "common/event_loop.h"
 #include "device-procs/common/irq_line.h"
 #include "device-procs/common/legacy_device_server.h"
 #include "device-procs/serial/uart16550.h"

@@ -7,7 +7,7 @@
 
 #include "common/unique_fd.h"
 
-namespace bulkhead::device {
+namespace bulkhead {
 
 class EventLoop {
  public:
@@ -32,4 +32,4 @@ class EventLoop {
   bool stopped_ = false;
 };
 
-}  // namespace bulkhead::device
+}  // namespace bulkhead

@@ -1,4 +1,4 @@
-#include "device-procs/common/event_loop.h"
+#include "common/event_loop.h"
 
 #include <sys/epoll.h>
 
@@ -6,7 +6,7 @@
 
 #include "common/error.h"
 
-namespace bulkhead::device {
+namespace bulkhead {
 
 EventLoop::EventLoop() {
   // A fresh epoll instance owned by epoll_.
@@ -60,4 +60,4 @@ int EventLoop::run_once(int timeout_ms) {
   return n;
 }
 
-}  // namespace bulkhead::device
+}  // namespace bulkhead
