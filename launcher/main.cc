@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "launcher/device_command.h"
 #include "launcher/run_command.h"
 
 using namespace bulkhead;
@@ -29,6 +30,22 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
 
+  launcher::DeviceOptions device;
+  CLI::App* device_cmd = app.add_subcommand(
+      "device",
+      "Run one of Bulkhead's device processes as a standalone vhost-user back-end for another VMM.\n"
+      "Example, with QEMU as the front-end:\n"
+      "  bulkhead device virtio-scsi --socket /run/scsi0.sock --disk /var/lib/images/disk.raw\n"
+      "  qemu-system-x86_64 ... -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem \\\n"
+      "      -chardev socket,id=scsi0,path=/run/scsi0.sock -device vhost-user-scsi-pci,chardev=scsi0");
+  device_cmd->add_option("kind", device.kind, "Device kind: virtio-scsi")->required();
+  device_cmd->add_option("--socket", device.socket,
+                         "Listen on this unix socket (a stale one is replaced) and serve one front-end at a time, "
+                         "across reconnects");
+  device_cmd->add_option("--fd", device.fd, "Serve the already-connected socket on this descriptor, then exit");
+  device_cmd->add_option("--disk", device.disks, "Disk image, PATH[,ro]; repeat for more LUNs")->required();
+  device_cmd->add_option("--queues", device.queues, "Request queues")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -38,6 +55,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (run_cmd->parsed()) return launcher::run_vm(run);
+    if (device_cmd->parsed()) return launcher::serve_device(device);
   } catch (const InputError& e) {
     std::fprintf(stderr, "bulkhead: error: %s\n", e.what());
     return launcher::kExitUsage;

@@ -5,7 +5,9 @@
 #include <sys/types.h>
 
 #include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "common/unique_fd.h"
 #include "ipc/control_channel.h"
@@ -19,6 +21,20 @@ struct RoleProcess {
   std::optional<ipc::ControlChannel> control;
   bool reaped = false;
   int wait_status = 0;
+};
+
+// Descriptors that travel with one StartRole message; its fd fields hold their index.
+class FdList {
+ public:
+  int add(int fd) {
+    if (fd < 0) return -1;
+    fds_.push_back(fd);
+    return static_cast<int>(fds_.size() - 1);
+  }
+  std::span<const int> all() const { return fds_; }
+
+ private:
+  std::vector<int> fds_;
 };
 
 // Forks and execs `executable` in a new session, with PR_SET_PDEATHSIG so it dies with us,

@@ -12,7 +12,7 @@ packages=(
   checkpolicy semodule-utils policycoreutils setools
   liburing-dev libcli11-dev libfmt-dev libspdlog-dev
   qemu-system-x86 qemu-utils busybox-static cpio
-  python3 lz4 xz-utils zstd
+  python3 lz4 xz-utils zstd kmod
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -2,12 +2,13 @@
 # Downloads a Debian kernel package into a cache and prints the directory holding
 #   vmlinuz  (the bzImage, as shipped)
 #   vmlinux  (the ELF inside it, with its PVH note; decompressed from the bzImage payload)
-#   modules/ (the package's /lib/modules/<version>)
+#   lib/modules/<version>/ (the package's modules, with modules.dep from depmod)
+#   version  (the kernel release, e.g. 6.1.0-56-cloud-amd64)
 #
 #   fetch-kernel.sh [linux-image-cloud-amd64 | linux-image-amd64]
 #
-# Cache: $BULKHEAD_CACHE (default ~/.cache/bulkhead)/kernels. Needs apt-get, dpkg-deb and the
-# decompressor of the kernel's payload (lz4, xz, zstd or gzip).
+# Cache: $BULKHEAD_CACHE (default ~/.cache/bulkhead)/kernels. Needs apt-get, dpkg-deb, depmod
+# (kmod) and the decompressor of the kernel's payload (lz4, xz, zstd or gzip).
 set -euo pipefail
 meta=${1:-linux-image-cloud-amd64}
 cache=${BULKHEAD_CACHE:-$HOME/.cache/bulkhead}/kernels
@@ -20,13 +21,14 @@ if [ -z "$pkg" ]; then
 fi
 [ -n "$pkg" ] || { echo "fetch-kernel: cannot resolve $meta" >&2; exit 1; }
 dir=$cache/$pkg
-if [ ! -s "$dir/vmlinux" ]; then
+if [ ! -s "$dir/vmlinux" ] || [ ! -s "$dir/version" ]; then
   tmp=$(mktemp -d "$cache/.fetch.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   (cd "$tmp" && apt-get download "$pkg" >/dev/null 2>&1) || { echo "fetch-kernel: apt-get download $pkg failed" >&2; exit 1; }
   dpkg-deb -x "$tmp"/*.deb "$tmp/root"
   cp "$tmp"/root/boot/vmlinuz-* "$tmp/vmlinuz"
-  mv "$tmp"/root/lib/modules/* "$tmp/modules"
+  version=$(ls "$tmp/root/lib/modules")
+  depmod -b "$tmp/root" "$version"
   # The protected-mode payload starts after (setup_sects + 1) * 512 bytes, at payload_offset
   # (setup header 0x248) and is payload_length (0x24c) bytes long.
   vals=($(od -An -tu1 -j $((0x1f1)) -N1 "$tmp/vmlinuz") $(od -An -tu4 -j $((0x248)) -N8 "$tmp/vmlinuz"))
@@ -45,6 +47,9 @@ if [ ! -s "$dir/vmlinux" ]; then
   tail -c +$((start + 1)) "$tmp/vmlinuz" | head -c "$len" | $dec > "$tmp/vmlinux" 2>/dev/null || true
   [ "$(head -c4 "$tmp/vmlinux" | od -An -tx1 | tr -d ' ')" = "7f454c46" ] || { echo "fetch-kernel: no ELF in $pkg's payload" >&2; exit 1; }
   rm -rf "$dir"; mkdir -p "$dir"
-  mv "$tmp/vmlinuz" "$tmp/vmlinux" "$tmp/modules" "$dir/"
+  mv "$tmp/vmlinuz" "$tmp/vmlinux" "$dir/"
+  mkdir -p "$dir/lib"
+  mv "$tmp/root/lib/modules" "$dir/lib/"
+  echo "$version" > "$dir/version"
 fi
 echo "$dir"

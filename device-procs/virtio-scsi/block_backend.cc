@@ -1,0 +1,209 @@
+#include "device-procs/virtio-scsi/block_backend.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/eventfd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/error.h"
+
+namespace bulkhead::device {
+
+struct BlockBackend::Op {
+  enum class Kind { kRead, kWrite, kFlush, kDiscard } kind;
+  uint64_t offset = 0;
+  uint64_t length = 0;  // discard
+  std::vector<iovec> iov;
+  bool fua = false;
+  uint64_t expected = 0;
+  uint64_t done_bytes = 0;
+  Done done;
+};
+
+BlockBackend::BlockBackend(UniqueFd image, uint64_t size, unsigned depth) : image_(std::move(image)), size_(size), depth_(depth) {
+  int r = io_uring_queue_init(depth, &ring_, 0);
+  if (r < 0) throw SystemError(-r, "io_uring_queue_init");
+  // An eventfd the kernel signals on each completion; owned by event_.
+  event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!event_) throw_errno("eventfd");
+  r = io_uring_register_eventfd(&ring_, event_.get());
+  if (r < 0) throw SystemError(-r, "io_uring_register_eventfd");
+}
+
+BlockBackend::~BlockBackend() {
+  wait_all();
+  io_uring_queue_exit(&ring_);
+}
+
+void BlockBackend::read(uint64_t offset, std::vector<iovec> iov, Done done) {
+  auto op = std::make_unique<Op>();
+  op->kind = Op::Kind::kRead;
+  op->offset = offset;
+  op->iov = std::move(iov);
+  for (const iovec& v : op->iov) op->expected += v.iov_len;
+  op->done = std::move(done);
+  queue(std::move(op));
+}
+
+void BlockBackend::write(uint64_t offset, std::vector<iovec> iov, bool fua, Done done) {
+  auto op = std::make_unique<Op>();
+  op->kind = Op::Kind::kWrite;
+  op->offset = offset;
+  op->iov = std::move(iov);
+  op->fua = fua;
+  for (const iovec& v : op->iov) op->expected += v.iov_len;
+  op->done = std::move(done);
+  queue(std::move(op));
+}
+
+void BlockBackend::flush(Done done) {
+  auto op = std::make_unique<Op>();
+  op->kind = Op::Kind::kFlush;
+  op->done = std::move(done);
+  queue(std::move(op));
+}
+
+void BlockBackend::discard(uint64_t offset, uint64_t length, Done done) {
+  if (!punch_supported_) return zero_fill(offset, length, std::move(done));
+  auto op = std::make_unique<Op>();
+  op->kind = Op::Kind::kDiscard;
+  op->offset = offset;
+  op->length = length;
+  op->done = std::move(done);
+  queue(std::move(op));
+}
+
+void BlockBackend::zero_fill(uint64_t offset, uint64_t length, Done done) {
+  // Shared zero page, written as many times as needed in one vectored write per 1 MiB.
+  static const std::vector<uint8_t> zeros(64 * 1024, 0);
+  struct State {
+    uint64_t offset, left;
+    Done done;
+  };
+  auto state = std::make_shared<State>(State{offset, length, std::move(done)});
+  auto step = std::make_shared<std::function<void(int64_t)>>();
+  *step = [this, state, step](int64_t result) {
+    if (result < 0 || state->left == 0) {
+      Done d = std::move(state->done);
+      *step = nullptr;  // break the self-reference
+      return d(result < 0 ? result : 0);
+    }
+    uint64_t chunk = std::min<uint64_t>(state->left, 1 << 20);
+    std::vector<iovec> iov;
+    for (uint64_t at = 0; at < chunk; at += zeros.size())
+      iov.push_back({const_cast<uint8_t*>(zeros.data()), std::min<uint64_t>(zeros.size(), chunk - at)});
+    uint64_t at = state->offset;
+    state->offset += chunk;
+    state->left -= chunk;
+    write(at, std::move(iov), false, *step);
+  };
+  (*step)(0);
+}
+
+void BlockBackend::queue(std::unique_ptr<Op> op) {
+  if (in_flight_ >= depth_ || !prepare(op.get())) {
+    waiting_.push_back(std::move(op));
+    return;
+  }
+  op.release();  // owned by the ring until its completion
+}
+
+bool BlockBackend::prepare(Op* op) {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (!sqe) {
+    submit();
+    sqe = io_uring_get_sqe(&ring_);
+    if (!sqe) return false;
+  }
+  switch (op->kind) {
+    case Op::Kind::kRead:
+      io_uring_prep_readv(sqe, image_.get(), op->iov.data(), static_cast<unsigned>(op->iov.size()), op->offset);
+      break;
+    case Op::Kind::kWrite:
+      io_uring_prep_writev2(sqe, image_.get(), op->iov.data(), static_cast<unsigned>(op->iov.size()), op->offset,
+                            op->fua ? RWF_DSYNC : 0);
+      break;
+    case Op::Kind::kFlush:
+      io_uring_prep_fsync(sqe, image_.get(), IORING_FSYNC_DATASYNC);
+      io_uring_sqe_set_flags(sqe, IOSQE_IO_DRAIN);
+      break;
+    case Op::Kind::kDiscard:
+      io_uring_prep_fallocate(sqe, image_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, op->offset, op->length);
+      break;
+  }
+  io_uring_sqe_set_data(sqe, op);
+  ++in_flight_;
+  ++unsubmitted_;
+  return true;
+}
+
+void BlockBackend::submit() {
+  if (!unsubmitted_) return;
+  int r = io_uring_submit(&ring_);
+  if (r > 0) unsubmitted_ -= std::min<unsigned>(unsubmitted_, static_cast<unsigned>(r));
+}
+
+void BlockBackend::finished(Op* op, int res) {
+  std::unique_ptr<Op> owned(op);
+  --in_flight_;
+  if ((op->kind == Op::Kind::kRead || op->kind == Op::Kind::kWrite) && res > 0 &&
+      op->done_bytes + static_cast<uint64_t>(res) < op->expected) {
+    // A short transfer: continue with the rest of the vector.
+    op->done_bytes += static_cast<uint64_t>(res);
+    op->offset += static_cast<uint64_t>(res);
+    uint64_t skip = static_cast<uint64_t>(res);
+    while (!op->iov.empty() && skip >= op->iov.front().iov_len) {
+      skip -= op->iov.front().iov_len;
+      op->iov.erase(op->iov.begin());
+    }
+    if (!op->iov.empty()) {
+      op->iov.front().iov_base = static_cast<uint8_t*>(op->iov.front().iov_base) + skip;
+      op->iov.front().iov_len -= skip;
+    }
+    return queue(std::move(owned));
+  }
+  if ((op->kind == Op::Kind::kRead || op->kind == Op::Kind::kWrite) && res == 0 && op->expected > op->done_bytes)
+    res = -EIO;  // end of file inside the disk: the image shrank under us
+  if (op->kind == Op::Kind::kDiscard && (res == -EOPNOTSUPP || res == -EINVAL)) {
+    punch_supported_ = false;
+    return zero_fill(op->offset, op->length, std::move(op->done));
+  }
+  int64_t result = res < 0 ? res : static_cast<int64_t>(op->done_bytes + static_cast<uint64_t>(res));
+  op->done(result);
+}
+
+size_t BlockBackend::complete() {
+  uint64_t count;
+  // Reset the completion eventfd; EAGAIN (already reset) is fine.
+  [[maybe_unused]] ssize_t n = ::read(event_.get(), &count, sizeof count);
+  size_t handled = 0;
+  io_uring_cqe* cqe;
+  while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
+    // user_data holds the Op pointer we attached in prepare().
+    auto* op = static_cast<Op*>(io_uring_cqe_get_data(cqe));
+    int res = cqe->res;
+    io_uring_cqe_seen(&ring_, cqe);
+    finished(op, res);
+    ++handled;
+  }
+  while (!waiting_.empty() && in_flight_ < depth_ && prepare(waiting_.front().get())) {
+    waiting_.front().release();
+    waiting_.pop_front();
+  }
+  submit();
+  return handled;
+}
+
+void BlockBackend::wait_all() {
+  while (in_flight_ > 0 || !waiting_.empty()) {
+    submit();
+    io_uring_cqe* cqe;
+    int r = io_uring_wait_cqe(&ring_, &cqe);
+    if (r < 0 && r != -EINTR) break;
+    complete();
+  }
+}
+
+}  // namespace bulkhead::device

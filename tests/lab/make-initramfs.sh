@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Builds a busybox initramfs for a Debian kernel fetched by fetch-kernel.sh.
+#
+#   make-initramfs.sh --kernel-dir DIR --scenario FILE --out FILE.cpio.gz
+#                     [--module NAME]... [--file SRC:DEST]...
+#
+# At boot /init mounts proc, sys and devtmpfs, loads the modules (with their dependencies, in
+# order), runs the scenario with busybox sh, prints "LAB-EXIT <status>" and powers off.
+set -euo pipefail
+kdir=""; scenario=""; out=""; modules=(); files=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --kernel-dir) kdir=$2; shift 2;; --scenario) scenario=$2; shift 2;; --out) out=$2; shift 2;;
+    --module) modules+=("$2"); shift 2;; --file) files+=("$2"); shift 2;;
+    *) echo "make-initramfs: unknown option $1" >&2; exit 2;;
+  esac
+done
+[ -n "$kdir" ] && [ -n "$scenario" ] && [ -n "$out" ] || { echo "usage: $0 --kernel-dir DIR --scenario FILE --out FILE" >&2; exit 2; }
+version=$(cat "$kdir/version")
+moddir=$kdir/lib/modules/$version
+root=$(mktemp -d); trap 'rm -rf "$root"' EXIT
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,lib/modules}
+cp /bin/busybox "$root/bin/busybox"
+
+# Dependency order from modules.dep: each module after what it depends on.
+declare -A seen=()
+order=()
+add_module() {
+  local path=$1 dep
+  [ -n "${seen[$path]:-}" ] && return
+  seen[$path]=1
+  for dep in $(awk -F': ' -v m="$path" '$1 == m { print $2 }' "$moddir/modules.dep"); do add_module "$dep"; done
+  order+=("$path")
+}
+for name in "${modules[@]}"; do
+  path=$(awk -F: -v n="/$name.ko" 'index($1, n) && substr($1, length($1) - length(n) + 1) == n { print $1; exit }' "$moddir/modules.dep")
+  [ -n "$path" ] || { echo "make-initramfs: no module $name in $version" >&2; exit 1; }
+  add_module "$path"
+done
+for path in "${order[@]}"; do
+  cp "$moddir/$path" "$root/lib/modules/"
+  basename "$path" >> "$root/etc/modules"
+done
+touch "$root/etc/modules"
+for spec in "${files[@]}"; do
+  mkdir -p "$root/$(dirname "${spec#*:}")"
+  cp "${spec%%:*}" "$root/${spec#*:}"
+done
+cp "$scenario" "$root/scenario"
+cat > "$root/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /etc/modules); do insmod /lib/modules/$m || echo "LAB: insmod $m failed"; done
+sh /scenario
+echo "LAB-EXIT $?"
+poweroff -f
+INIT
+chmod +x "$root/init"
+(cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -1) > "$out"
