@@ -5,23 +5,10 @@
 #include <cstdio>
 
 #include "tests/integration/vm_test.h"
+#include "tests/support/lab.h"
 
 namespace bulkhead::test {
 namespace {
-
-// Runs tests/lab/fetch-kernel.sh; returns the kernel directory or "" (with `why`).
-std::string fetch_kernel(std::string* why) {
-  std::string command = std::string(BULKHEAD_SOURCE_DIR) + "/tests/lab/fetch-kernel.sh linux-image-cloud-amd64 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return *why = "cannot run fetch-kernel.sh", "";
-  std::string output;
-  char buffer[512];
-  while (std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
-  int status = ::pclose(pipe);
-  while (!output.empty() && output.back() == '\n') output.pop_back();
-  if (status != 0) return *why = "fetch-kernel.sh failed: " + output, "";
-  return output.substr(output.rfind('\n') + 1);
-}
 
 class LinuxBootTest : public VmTest {
  protected:

@@ -1,0 +1,60 @@
+#include "tests/support/lab.h"
+
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace bulkhead::test {
+
+int run_command(const std::string& command, std::string* output) {
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return -1;
+  char buffer[512];
+  output->clear();
+  while (std::fgets(buffer, sizeof buffer, pipe)) *output += buffer;
+  int status = ::pclose(pipe);
+  while (!output->empty() && output->back() == '\n') output->pop_back();
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string fetch_kernel(std::string* why, const std::string& package) {
+  std::string output;
+  if (run_command(std::string(BULKHEAD_SOURCE_DIR) + "/tests/lab/fetch-kernel.sh " + package, &output) != 0) {
+    *why = "fetch-kernel.sh failed: " + output;
+    return "";
+  }
+  return output.substr(output.rfind('\n') + 1);
+}
+
+TempDir::TempDir() {
+  char pattern[] = "/tmp/bulkhead-test-XXXXXX";
+  path_ = ::mkdtemp(pattern) ? pattern : "";
+}
+
+TempDir::~TempDir() {
+  std::string output;
+  if (!path_.empty()) run_command("rm -rf '" + path_ + "'", &output);
+}
+
+std::string make_initramfs(const std::string& kernel_dir, const std::string& scenario, const std::vector<std::string>& modules,
+                           const std::vector<std::string>& files, std::string* why) {
+  static TempDir dir;  // lives for the test program; one image per call
+  static int count = 0;
+  std::string script = dir.file("scenario" + std::to_string(count) + ".sh");
+  std::string out = dir.file("initrd" + std::to_string(count++) + ".gz");
+  std::ofstream(script) << scenario;
+  std::string command = std::string(BULKHEAD_SOURCE_DIR) + "/tests/lab/make-initramfs.sh --kernel-dir '" + kernel_dir +
+                        "' --scenario '" + script + "' --out '" + out + "'";
+  for (const auto& m : modules) command += " --module " + m;
+  for (const auto& f : files) command += " --file '" + f + "'";
+  std::string output;
+  if (run_command(command, &output) != 0) {
+    *why = "make-initramfs.sh failed: " + output;
+    return "";
+  }
+  return out;
+}
+
+}  // namespace bulkhead::test

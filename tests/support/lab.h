@@ -1,0 +1,34 @@
+// Real Linux guests for tests: Debian's kernel (tests/lab/fetch-kernel.sh) and busybox
+// initramfs images with a scenario script (tests/lab/make-initramfs.sh).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace bulkhead::test {
+
+// The kernel directory (vmlinuz, vmlinux, lib/modules), or "" with the reason in *why.
+std::string fetch_kernel(std::string* why, const std::string& package = "linux-image-cloud-amd64");
+
+// Builds an initramfs running `scenario` (busybox sh) after loading `modules`; `files` are
+// "host-path:guest-path". Returns its path (in a fresh temporary directory), or "" with *why.
+std::string make_initramfs(const std::string& kernel_dir, const std::string& scenario,
+                           const std::vector<std::string>& modules, const std::vector<std::string>& files,
+                           std::string* why);
+
+// A fresh temporary directory, removed with everything in it by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Runs a shell command; returns its exit status and puts its output in *output.
+int run_command(const std::string& command, std::string* output);
+
+}  // namespace bulkhead::test
