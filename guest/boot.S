@@ -198,21 +198,24 @@ gdt_descriptor:
   .word gdt_end - gdt - 1
   .quad gdt
 
-/* Identity map of the first 4 GiB with user-accessible 2 MiB pages, built at link time so
- * the emulated CPL0 start-up has nothing to compute. */
+/* Identity map of the first 16 GiB with user-accessible 2 MiB pages, built at link time so
+ * the emulated CPL0 start-up has nothing to compute. (Firmware may put 64-bit PCI BARs
+ * above 4 GiB.) */
+#define IDENTITY_GIB 16
 .balign 4096
 pml4:
   .quad pdpt + 0x7
   .fill 511, 8, 0
 pdpt:
-  .quad pd + 0x7
-  .quad pd + 0x1000 + 0x7
-  .quad pd + 0x2000 + 0x7
-  .quad pd + 0x3000 + 0x7
-  .fill 508, 8, 0
+.set gib, 0
+.rept IDENTITY_GIB
+  .quad pd + (gib << 12) + 0x7
+  .set gib, gib + 1
+.endr
+  .fill 512 - IDENTITY_GIB, 8, 0
 pd:
 .set page, 0
-.rept 2048
+.rept 512 * IDENTITY_GIB
   .quad (page << 21) | 0x87   /* present, writable, user, 2 MiB */
   .set page, page + 1
 .endr

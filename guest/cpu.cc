@@ -49,6 +49,8 @@ alignas(16) uint8_t user_stacks[GUEST_MAX_CPUS][GUEST_USER_STACK_SIZE];
 extern "C" uint8_t kernel_stacks[];
 IrqHandler irq_handlers[16];
 uint64_t irq_counts[16];
+IrqHandler vector_handlers[256];
+uint64_t vector_counts[256];
 
 void build_idt() {
   for (int v = 0; v < 256; ++v) {
@@ -94,6 +96,8 @@ void enter_user(int cpu, void (*entry)(uint64_t), uint64_t arg) {
 
 void set_irq_handler(uint8_t irq, IrqHandler handler) { irq_handlers[irq] = handler; }
 uint64_t irq_count(uint8_t irq) { return __atomic_load_n(&irq_counts[irq], __ATOMIC_RELAXED); }
+void set_vector_handler(uint8_t vector, IrqHandler handler) { vector_handlers[vector] = handler; }
+uint64_t vector_count(uint8_t vector) { return __atomic_load_n(&vector_counts[vector], __ATOMIC_RELAXED); }
 
 }  // namespace guest
 
@@ -112,5 +116,11 @@ extern "C" void isr_dispatch(InterruptFrame* f) {
     __atomic_add_fetch(&irq_counts[irq], 1, __ATOMIC_RELAXED);
     if (irq_handlers[irq]) irq_handlers[irq]();
     pic_eoi(irq);
+    return;
+  }
+  if (f->vector >= 0x30 && f->vector < 0xf0) {
+    __atomic_add_fetch(&vector_counts[f->vector], 1, __ATOMIC_RELAXED);
+    if (vector_handlers[f->vector]) vector_handlers[f->vector]();
+    mmio_write32(0xfee000b0, 0);  // local APIC EOI
   }
 }

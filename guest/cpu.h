@@ -25,5 +25,8 @@ inline constexpr uint8_t kPicVectorBase = 0x20;
 // Runs at CPL0 when ISA `irq` fires; the PIC gets its EOI afterwards.
 void set_irq_handler(uint8_t irq, IrqHandler handler);
 uint64_t irq_count(uint8_t irq);
+// Runs at CPL0 for a local-APIC vector (0x30-0xef, e.g. an MSI); the APIC gets its EOI after.
+void set_vector_handler(uint8_t vector, IrqHandler handler);
+uint64_t vector_count(uint8_t vector);
 
 }  // namespace guest

@@ -18,7 +18,8 @@ namespace {
 constexpr Scenario kScenarios[] = {
     {"hello", scenario_hello},   {"echo", scenario_echo},           {"serial-irq", scenario_serial_irq},
     {"smp", scenario_smp},       {"bench-uart", scenario_bench_uart}, {"bench-exit", scenario_bench_exit},
-    {"flood", scenario_flood},
+    {"flood", scenario_flood},           {"scsi-disk", scenario_scsi_disk},   {"scsi-irq", scenario_scsi_irq},
+    {"blk-disk", scenario_blk_disk},     {"bench-scsi", scenario_bench_scsi}, {"bench-blk", scenario_bench_blk},
 };
 constexpr const char* kDefaultScenarios = "hello smp";
 constexpr uint8_t kStatusFailed = 3;
@@ -72,7 +73,6 @@ void user_main(uint64_t) {
   console_init();
   BootInfo boot = read_boot_info(pvh_start_info);
   print("\nBH-BOOT bulkhead-test-guest cmdline=\"%s\"\n", boot.cmdline);
-  pic_init();
   lapic_enable(true);
   Context context{boot, tsc_ticks_per_us()};
   int exit_override = -1;
@@ -100,5 +100,8 @@ uint64_t parse_number(const char* s, uint64_t fallback) {
 // Called from boot.S on the BSP, at CPL0.
 extern "C" [[noreturn]] void kernel_main(int cpu) {
   guest::cpu_init(cpu);
+  // Firmware (SeaBIOS) may leave the 8259 delivering IRQ 0 on vector 8 (#DF): remap and mask
+  // it before user mode turns interrupts on.
+  guest::pic_init();
   guest::enter_user(cpu, guest::user_main, 0);
 }

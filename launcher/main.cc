@@ -29,6 +29,10 @@ int main(int argc, char** argv) {
                       "How long device processes keep polling for register accesses before sleeping (0-1000)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
+  run_cmd->add_option("--disk", run.disks,
+                      "Disk image PATH[,ro] on a virtio-scsi controller in its own process; repeat for more LUNs");
+  run_cmd->add_option("--vhost-user", run.vhost_user,
+                      "A third-party vhost-user back-end: type=scsi|blk|net,socket=PATH (e.g. qemu-storage-daemon)");
 
   launcher::DeviceOptions device;
   CLI::App* device_cmd = app.add_subcommand(

@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "ipc/control.pb.h"
+#include "launcher/disk_spec.h"
 #include "launcher/resources.h"
 #include "launcher/spawn.h"
 #include "launcher/terminal.h"
@@ -175,7 +176,40 @@ int Supervisor::run() {
   }
 }
 
+UniqueFd connect_unix(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) throw InputError("vhost-user socket path '" + path + "' is too long");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  // A fresh socket, connected to the back-end the user named.
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) throw_errno("socket");
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    throw InputError("cannot connect to vhost-user back-end '" + path + "': " + std::strerror(errno));
+  return fd;
+}
+
 }  // namespace
+
+VhostUserSpec parse_vhost_user(const std::string& text) {
+  VhostUserSpec spec;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(',', start);
+    std::string item = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    size_t eq = item.find('=');
+    std::string key = item.substr(0, eq), value = eq == std::string::npos ? "" : item.substr(eq + 1);
+    if (key == "type") spec.type = value;
+    else if (key == "socket") spec.socket = value;
+    else throw InputError("--vhost-user '" + text + "': unknown key '" + key + "' (expected type= and socket=)");
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  if (spec.type != "scsi" && spec.type != "blk" && spec.type != "net")
+    throw InputError("--vhost-user '" + text + "': type must be scsi, blk or net");
+  if (spec.socket.empty()) throw InputError("--vhost-user '" + text + "': socket=PATH is missing");
+  return spec;
+}
 
 int run_vm(const RunOptions& options) {
   // Everything is checked and opened before any process starts: bad input leaves nothing behind.
@@ -197,6 +231,14 @@ int run_vm(const RunOptions& options) {
   if (options.initrd) {
     initrd = open_file(*options.initrd, O_RDONLY, "initrd");
     core::file_size(initrd.get(), "initrd");
+  }
+  std::vector<DiskImage> disks;
+  for (const std::string& spec : options.disks) disks.push_back(open_disk(spec));
+  std::vector<std::pair<VhostUserSpec, UniqueFd>> backends;
+  for (const std::string& text : options.vhost_user) {
+    VhostUserSpec spec = parse_vhost_user(text);
+    UniqueFd socket = connect_unix(spec.socket);
+    backends.emplace_back(std::move(spec), std::move(socket));
   }
   UniqueFd kvm = open_file("/dev/kvm", O_RDWR, "KVM device");
   SerialStreams serial = open_serial(serial_spec);
@@ -224,6 +266,31 @@ int run_vm(const RunOptions& options) {
     s->set_pty(serial_spec.kind == SerialSpec::Kind::kPty);
     serial_process.control->send(start, fds.all());
   }
+  std::vector<RoleProcess> devices;
+  devices.push_back(std::move(serial_process));
+  UniqueFd scsi_core_side;
+  if (!disks.empty()) {
+    int sv[2];
+    // The vhost-user socket between the core (front-end) and the virtio-scsi process.
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) throw_errno("socketpair");
+    scsi_core_side.reset(sv[0]);
+    UniqueFd device_side(sv[1]);
+    RoleProcess scsi = spawn_role(dir + "/bulkhead-virtio-scsi", "bh-virtio-scsi");
+    ipc::StartRole start;
+    FdList fds;
+    ipc::DeviceConfig* device = start.mutable_device();
+    device->set_core_socket_fd(fds.add(device_side.get()));
+    ipc::VirtioScsiConfig* config = device->mutable_virtio_scsi();
+    config->set_request_queues(std::min(options.cpus, 8u));
+    for (size_t i = 0; i < disks.size(); ++i) {
+      ipc::VirtioScsiDisk* d = config->add_disks();
+      d->set_fd(fds.add(disks[i].fd.get()));
+      d->set_read_only(disks[i].read_only);
+      d->set_serial("BH" + std::to_string(i));
+    }
+    scsi.control->send(start, fds.all());
+    devices.push_back(std::move(scsi));
+  }
   RoleProcess core_process = spawn_role(dir + "/bulkhead-core", "bh-core");
   {
     ipc::StartRole start;
@@ -242,6 +309,21 @@ int run_vm(const RunOptions& options) {
     slot->set_io_size(8);
     slot->set_gsi(kCom1Irq);
     slot->set_socket_fd(fds.add(core_side.get()));
+    if (scsi_core_side) {
+      ipc::VirtioDeviceSlot* v = c->add_virtio_devices();
+      v->set_name("virtio-scsi0");
+      v->set_type(ipc::VirtioDeviceSlot::SCSI);
+      v->set_socket_fd(fds.add(scsi_core_side.get()));
+    }
+    for (size_t i = 0; i < backends.size(); ++i) {
+      ipc::VirtioDeviceSlot* v = c->add_virtio_devices();
+      const std::string& type = backends[i].first.type;
+      v->set_name("vhost-user-" + type + std::to_string(i));
+      v->set_type(type == "blk" ? ipc::VirtioDeviceSlot::BLOCK
+                  : type == "net" ? ipc::VirtioDeviceSlot::NET
+                                  : ipc::VirtioDeviceSlot::SCSI);
+      v->set_socket_fd(fds.add(backends[i].second.get()));
+    }
     core_process.control->send(start, fds.all());
   }
   // The children hold their own copies now.
@@ -253,9 +335,10 @@ int run_vm(const RunOptions& options) {
   serial.input.reset();
   serial.output.reset();
   serial.listener.reset();
+  scsi_core_side.reset();
+  disks.clear();
+  backends.clear();
 
-  std::vector<RoleProcess> devices;
-  devices.push_back(std::move(serial_process));
   Supervisor supervisor(std::move(core_process), std::move(devices), std::move(signals));
   int status = supervisor.run();
   ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "launcher/options.h"
 
@@ -18,7 +19,16 @@ struct RunOptions {
   uint32_t cpus = 1;
   std::string serial = "stdio";
   uint32_t device_poll_us = 200;
+  std::vector<std::string> disks;        // PATH[,ro]: LUNs of one virtio-scsi device process
+  std::vector<std::string> vhost_user;   // type=scsi|blk|net,socket=PATH: a third-party back-end
 };
+
+struct VhostUserSpec {
+  std::string type;  // scsi, blk, net
+  std::string socket;
+};
+// Parses "type=scsi|blk|net,socket=PATH"; throws InputError naming the problem.
+VhostUserSpec parse_vhost_user(const std::string& text);
 
 // Exit statuses besides the guest's own.
 inline constexpr int kExitVmmError = 1;

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <mutex>
 
 #include "common/error.h"
 
 namespace bulkhead::core {
 
 void Bus::add(uint64_t base, uint64_t size, std::shared_ptr<BusDevice> device, std::string device_name) {
+  std::unique_lock lock(mutex_);
   if (size == 0 || base + size < base) throw InputError(name_ + ": invalid window for " + device_name);
   for (const Window& w : windows_) {
     if (base < w.base + w.size && w.base < base + size) {
@@ -21,6 +23,15 @@ void Bus::add(uint64_t base, uint64_t size, std::shared_ptr<BusDevice> device, s
   windows_.insert(at, Window{base, size, std::move(device), std::move(device_name)});
 }
 
+bool Bus::remove(uint64_t base, const BusDevice* device) {
+  std::unique_lock lock(mutex_);
+  auto it = std::find_if(windows_.begin(), windows_.end(),
+                         [&](const Window& w) { return w.base == base && w.device.get() == device; });
+  if (it == windows_.end()) return false;
+  windows_.erase(it);
+  return true;
+}
+
 const Bus::Window* Bus::find(uint64_t address, uint64_t length) const {
   auto it = std::upper_bound(windows_.begin(), windows_.end(), address,
                              [](uint64_t a, const Window& w) { return a < w.base; });
@@ -32,19 +43,36 @@ const Bus::Window* Bus::find(uint64_t address, uint64_t length) const {
 }
 
 bool Bus::read(uint64_t address, std::span<uint8_t> data) const {
-  const Window* w = find(address, data.size());
-  if (!w) {
+  std::shared_ptr<BusDevice> device;
+  uint64_t offset = 0;
+  {
+    std::shared_lock lock(mutex_);
+    if (const Window* w = find(address, data.size())) {
+      device = w->device;
+      offset = address - w->base;
+    }
+  }
+  // The device runs without the bus lock, so it may move its own windows.
+  if (!device) {
     std::fill(data.begin(), data.end(), 0xff);
     return false;
   }
-  w->device->read(address - w->base, data);
+  device->read(offset, data);
   return true;
 }
 
 bool Bus::write(uint64_t address, std::span<const uint8_t> data) const {
-  const Window* w = find(address, data.size());
-  if (!w) return false;
-  w->device->write(address - w->base, data);
+  std::shared_ptr<BusDevice> device;
+  uint64_t offset = 0;
+  {
+    std::shared_lock lock(mutex_);
+    if (const Window* w = find(address, data.size())) {
+      device = w->device;
+      offset = address - w->base;
+    }
+  }
+  if (!device) return false;
+  device->write(offset, data);
   return true;
 }
 

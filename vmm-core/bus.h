@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -21,8 +22,11 @@ class Bus {
  public:
   explicit Bus(std::string name) : name_(std::move(name)) {}
 
-  // Throws if [base, base+size) overlaps a window already on the bus.
+  // Throws if [base, base+size) overlaps a window already on the bus. Windows may be added
+  // and removed while vCPUs dispatch (PCI BARs move).
   void add(uint64_t base, uint64_t size, std::shared_ptr<BusDevice> device, std::string device_name);
+  // Removes the window starting at `base` that belongs to `device`; false if there is none.
+  bool remove(uint64_t base, const BusDevice* device);
 
   // Dispatch an access that lies wholly inside one window. Returns false when no device
   // claims it; reads then see all-ones, as on a real bus with nothing there.
@@ -39,6 +43,7 @@ class Bus {
   const Window* find(uint64_t address, uint64_t length) const;
 
   std::string name_;
+  mutable std::shared_mutex mutex_;
   std::vector<Window> windows_;  // sorted by base, never overlapping
 };
 

@@ -35,7 +35,10 @@ uint64_t validated_memory(uint64_t bytes) {
 }  // namespace
 
 Vm::Vm(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds)
-    : kvm_(take_required_fd(fds, config.kvm_fd(), "/dev/kvm")), memory_(validated_memory(config.memory_bytes())) {
+    : kvm_(take_required_fd(fds, config.kvm_fd(), "/dev/kvm")),
+      vm_fd_(kvm_ioctl(kvm_.fd(), KVM_CREATE_VM, 0ul, "KVM_CREATE_VM")),
+      memory_(validated_memory(config.memory_bytes())),
+      router_(vm_fd_.get()) {
   uint32_t cpus = config.cpus();
   if (cpus == 0 || cpus > kMaxCpus) throw InputError("cpus must be between 1 and " + std::to_string(kMaxCpus));
   int kvm_max = kvm_.check_extension(KVM_CAP_MAX_VCPUS);
@@ -43,10 +46,11 @@ Vm::Vm(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds)
     throw InputError("this KVM supports at most " + std::to_string(kvm_max) + " vCPUs");
   for (auto [cap, name] : {std::pair{KVM_CAP_IRQCHIP, "an in-kernel irqchip"}, {KVM_CAP_IRQFD, "irqfd"},
                            {KVM_CAP_PIT2, "an in-kernel PIT"}, {KVM_CAP_IMMEDIATE_EXIT, "immediate exit"},
-                           {KVM_CAP_SET_TSS_ADDR, "KVM_SET_TSS_ADDR"}, {KVM_CAP_EXT_CPUID, "KVM_GET_SUPPORTED_CPUID"}})
+                           {KVM_CAP_SET_TSS_ADDR, "KVM_SET_TSS_ADDR"}, {KVM_CAP_EXT_CPUID, "KVM_GET_SUPPORTED_CPUID"},
+                           {KVM_CAP_IRQ_ROUTING, "IRQ routing"}, {KVM_CAP_IOEVENTFD, "ioeventfd"},
+                           {KVM_CAP_SIGNAL_MSI, "KVM_SIGNAL_MSI"}})
     kvm_.require_extension(cap, name);
 
-  vm_fd_.reset(kvm_ioctl(kvm_.fd(), KVM_CREATE_VM, 0ul, "KVM_CREATE_VM"));
   kvm_ioctl(vm_fd_.get(), KVM_SET_TSS_ADDR, kTssAddr, "KVM_SET_TSS_ADDR");
   uint64_t identity_map = kIdentityMapAddr;
   kvm_ioctl(vm_fd_.get(), KVM_SET_IDENTITY_MAP_ADDR, &identity_map, "KVM_SET_IDENTITY_MAP_ADDR");
@@ -66,6 +70,7 @@ Vm::Vm(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds)
 
   add_system_devices();
   connect_legacy_devices(config, fds);
+  connect_virtio_devices(config, fds);
 
   memory_.write(kBootGdtAddr, {reinterpret_cast<const uint8_t*>(kBootGdt), sizeof kBootGdt}, "boot GDT");
   UniqueFd kernel = take_required_fd(fds, config.kernel_fd(), "the kernel image");
@@ -83,13 +88,27 @@ Vm::Vm(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds)
 Vm::~Vm() {
   for (auto& vcpu : vcpus_) vcpu->kick();
   for (auto& vcpu : vcpus_) vcpu->join();
+  monitor_.stop();  // no interrupt callback may run into a device being destroyed
 }
 
 void Vm::add_system_devices() {
   pio_.add(kDebugExitPort, kDebugExitPorts, std::make_shared<DebugExit>(control_), "debug-exit");
   pio_.add(kKeyboardControllerPort, 1, std::make_shared<KeyboardControllerReset>(control_), "keyboard-controller reset");
-  pio_.add(kResetControlPort, 1, std::make_shared<ResetControl>(control_), "reset control");
   pio_.add(kSleepControlPort, 2, std::make_shared<SleepControl>(control_), "ACPI sleep control");
+  pci_ = std::make_shared<PciBus>(mmio_, std::make_shared<ResetControl>(control_));
+  pio_.add(PciBus::kConfigAddressPort, PciBus::kConfigPorts, pci_, "PCI configuration");
+}
+
+void Vm::connect_virtio_devices(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds) {
+  for (const ipc::VirtioDeviceSlot& slot : config.virtio_devices()) {
+    UniqueFd socket = take_required_fd(fds, slot.socket_fd(), "a vhost-user socket");
+    VirtioType type = slot.type() == ipc::VirtioDeviceSlot::BLOCK ? VirtioType::kBlock
+                      : slot.type() == ipc::VirtioDeviceSlot::NET ? VirtioType::kNet
+                                                                  : VirtioType::kScsi;
+    auto device = std::make_unique<VhostUserDevice>(slot.name(), type, std::move(socket), memory_);
+    pci_->add(std::make_shared<VirtioPciDevice>(*device, vm_fd_.get(), router_, monitor_));
+    virtio_devices_.push_back(std::move(device));
+  }
 }
 
 void Vm::connect_legacy_devices(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds) {
@@ -113,7 +132,15 @@ ipc::VmStopped Vm::run(int control_fd) {
   for (auto& vcpu : vcpus_) vcpu->start(pio_, mmio_, control_);
 
   std::vector<pollfd> fds = {{control_.stop_fd(), POLLIN, 0}, {control_fd, POLLRDHUP, 0}};
-  for (auto& device : legacy_devices_) fds.push_back({device->socket_fd(), POLLRDHUP, 0});
+  std::vector<std::string> names;
+  for (auto& device : legacy_devices_) {
+    fds.push_back({device->socket_fd(), POLLRDHUP, 0});
+    names.push_back(device->name());
+  }
+  for (auto& device : virtio_devices_) {
+    fds.push_back({device->socket_fd(), POLLRDHUP, 0});
+    names.push_back(device->name());
+  }
   while (!control_.stopping()) {
     // poll() on descriptors this object owns, in a vector sized to match.
     if (::poll(fds.data(), fds.size(), -1) < 0) {
@@ -124,7 +151,7 @@ ipc::VmStopped Vm::run(int control_fd) {
     for (size_t i = 2; i < fds.size(); ++i)
       if (fds[i].revents)
         control_.request_stop(ipc::VmStopped::VMM_ERROR, 1,
-                              "device " + legacy_devices_[i - 2]->name() + " hung up (its process exited)");
+                              "device " + names[i - 2] + " hung up (its process exited)");
   }
   for (auto& vcpu : vcpus_) vcpu->join();
   return control_.result();

@@ -7,10 +7,14 @@
 #include "common/unique_fd.h"
 #include "ipc/control.pb.h"
 #include "vmm-core/bus.h"
+#include "vmm-core/eventfd_monitor.h"
 #include "vmm-core/guest_memory.h"
+#include "vmm-core/irq_router.h"
 #include "vmm-core/kvm.h"
 #include "vmm-core/legacy_device_proxy.h"
+#include "vmm-core/pci/pci_bus.h"
 #include "vmm-core/vcpu.h"
+#include "vmm-core/virtio/vhost_user_device.h"
 #include "vmm-core/vm_control.h"
 
 namespace bulkhead::core {
@@ -28,13 +32,20 @@ class Vm {
  private:
   void add_system_devices();
   void connect_legacy_devices(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds);
+  void connect_virtio_devices(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds);
 
+  // Declaration order is destruction order reversed: devices on the buses may call into the
+  // router, the monitor and their vhost-user links until they are gone.
   VmControl control_;
   Kvm kvm_;
   UniqueFd vm_fd_;
   GuestMemory memory_;
+  IrqRouter router_;
+  EventfdMonitor monitor_;
+  std::vector<std::unique_ptr<VhostUserDevice>> virtio_devices_;
   Bus pio_{"port I/O bus"};
   Bus mmio_{"MMIO bus"};
+  std::shared_ptr<PciBus> pci_;
   std::vector<std::unique_ptr<LegacyDeviceProxy>> legacy_devices_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
 };

@@ -1,0 +1,70 @@
+#include "drivers/virtio_scsi.h"
+
+#include <string.h>
+
+#include "arch.h"
+#include "dma.h"
+
+namespace guest {
+
+bool VirtioScsi::init(int n, uint8_t msix_cpu_vector) {
+  if (!pci_.probe(kType, n)) return false;
+  uint64_t features = pci_.negotiate(VirtioPci::kFeatureVersion1 | VirtioPci::kFeatureIndirect);
+  if (!features || pci_.queue_count() < 3) return false;
+  indirect_ = features & VirtioPci::kFeatureIndirect;
+  uint16_t vector = msix_cpu_vector ? 0 : 0xffff;
+  if (!pci_.setup_queue(0, control_, 16) || !pci_.setup_queue(1, event_, 16) ||
+      !pci_.setup_queue(kRequestQueue, vq_, 128, vector))
+    return false;
+  if (msix_cpu_vector && !pci_.enable_msix(0, msix_cpu_vector)) return false;
+  requests_ = static_cast<Request*>(dma_alloc(sizeof(Request) * vq_.size(), 16));
+  responses_ = static_cast<Response*>(dma_alloc(sizeof(Response) * vq_.size(), 16));
+  pci_.driver_ok();
+  return true;
+}
+
+bool VirtioScsi::submit(const uint8_t* cdb, int cdb_len, const Segment* data, int segments, uint8_t lun, uint16_t slot,
+                        bool indirect) {
+  Request& r = requests_[slot];
+  memset(&r, 0, sizeof r);
+  r.lun[0] = 1;
+  r.lun[1] = 0;  // target 0
+  r.lun[2] = 0x40;
+  r.lun[3] = lun;
+  r.tag = slot;
+  memcpy(r.cdb, cdb, cdb_len);
+  Segment segs[40];
+  int n = 0;
+  bool data_in = segments && data[0].device_writes;
+  segs[n++] = {&r, sizeof r, false};
+  if (!data_in)
+    for (int i = 0; i < segments; ++i) segs[n++] = data[i];
+  segs[n++] = {&responses_[slot], sizeof(Response), true};
+  if (data_in)
+    for (int i = 0; i < segments; ++i) segs[n++] = data[i];
+  if (!vq_.add(segs, n, slot, indirect && indirect_)) return false;
+  pci_.notify(kRequestQueue);
+  return true;
+}
+
+bool VirtioScsi::reap(uint16_t* slot, Result* result) {
+  uint64_t token;
+  uint32_t written;
+  if (!vq_.pop(&token, &written)) return false;
+  *slot = static_cast<uint16_t>(token);
+  const Response& r = responses_[*slot];
+  *result = {r.response, r.status, static_cast<uint8_t>(r.sense[2] & 0x0f), r.sense[12], r.sense[13], r.resid};
+  if (r.sense_len < 14) result->sense_key = result->asc = result->ascq = 0;
+  return true;
+}
+
+VirtioScsi::Result VirtioScsi::command(const uint8_t* cdb, int cdb_len, const Segment* data, int segments, uint8_t lun,
+                                       bool indirect) {
+  Result result{0xff, 0xff, 0, 0, 0, 0};
+  if (!submit(cdb, cdb_len, data, segments, lun, 0, indirect)) return result;
+  uint16_t slot;
+  while (!reap(&slot, &result)) pause();
+  return result;
+}
+
+}  // namespace guest

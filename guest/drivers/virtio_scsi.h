@@ -1,0 +1,54 @@
+// A virtio-scsi driver (polling, optional MSI-X) that sends SCSI commands to LUN 0..n of
+// target 0.
+#pragma once
+
+#include <stdint.h>
+
+#include "drivers/virtio_pci.h"
+
+namespace guest {
+
+class VirtioScsi {
+ public:
+  static constexpr uint16_t kType = 8;
+  static constexpr uint16_t kRequestQueue = 2;
+  static constexpr uint8_t kResponseOk = 0, kBadTarget = 3;
+
+  struct Result {
+    uint8_t response, status;
+    uint8_t sense_key, asc, ascq;
+    uint32_t resid;
+  };
+
+  // `msix_cpu_vector` != 0: request completions interrupt on that CPU vector.
+  bool init(int n = 0, uint8_t msix_cpu_vector = 0);
+  uint16_t depth() const { return vq_.size(); }
+
+  // Data is `segments` (all device-readable for data-out, all writable for data-in).
+  bool submit(const uint8_t* cdb, int cdb_len, const Segment* data, int segments, uint8_t lun, uint16_t slot,
+              bool indirect = true);
+  bool reap(uint16_t* slot, Result* result);
+  Result command(const uint8_t* cdb, int cdb_len, const Segment* data = nullptr, int segments = 0, uint8_t lun = 0,
+                 bool indirect = true);
+
+ private:
+  struct Request {
+    uint8_t lun[8];
+    uint64_t tag;
+    uint8_t task_attr, prio, crn;
+    uint8_t cdb[32];
+  } __attribute__((packed));
+  struct Response {
+    uint32_t sense_len, resid;
+    uint16_t status_qualifier;
+    uint8_t status, response;
+    uint8_t sense[96];
+  } __attribute__((packed));
+  VirtioPci pci_;
+  Virtqueue control_, event_, vq_;
+  Request* requests_ = nullptr;
+  Response* responses_ = nullptr;
+  bool indirect_ = false;  // VIRTIO_F_INDIRECT_DESC accepted
+};
+
+}  // namespace guest

@@ -1,0 +1,86 @@
+#include "drivers/virtqueue.h"
+
+#include "dma.h"
+
+namespace guest {
+
+namespace {
+constexpr uint16_t kNext = 1, kWrite = 2, kIndirect = 4;
+constexpr int kMaxIndirect = 64;
+
+uint16_t load16(const volatile uint16_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+}  // namespace
+
+void Virtqueue::init(uint16_t size, bool indirect) {
+  size_ = size;
+  desc_ = static_cast<Desc*>(dma_alloc(sizeof(Desc) * size, 16));
+  avail_ = static_cast<uint16_t*>(dma_alloc(6 + 2u * size, 2));
+  used_ = static_cast<uint8_t*>(dma_alloc(6 + 8u * size, 4));
+  tokens_ = static_cast<uint64_t*>(dma_alloc(sizeof(uint64_t) * size, 8));
+  chain_len_ = static_cast<uint16_t*>(dma_alloc(sizeof(uint16_t) * size, 2));
+  if (indirect) indirect_ = static_cast<Desc*>(dma_alloc(sizeof(Desc) * kMaxIndirect * size, 16));
+  for (uint16_t i = 0; i < size; ++i) {
+    desc_[i] = {0, 0, 0, static_cast<uint16_t>(i + 1)};
+  }
+  avail_[0] = avail_[1] = 0;
+  free_head_ = 0;
+  free_count_ = size;
+  last_used_ = 0;
+}
+
+uint64_t Virtqueue::desc_addr() const { return phys(desc_); }
+uint64_t Virtqueue::avail_addr() const { return phys(avail_); }
+uint64_t Virtqueue::used_addr() const { return phys(used_); }
+
+bool Virtqueue::add(const Segment* segs, int count, uint64_t token, bool indirect) {
+  int slots = indirect ? 1 : count;
+  if (count <= 0 || free_count_ < slots || (indirect && (!indirect_ || count > kMaxIndirect))) return false;
+  uint16_t head = free_head_;
+  if (indirect) {
+    Desc* table = indirect_ + static_cast<uint64_t>(head) * kMaxIndirect;
+    for (int i = 0; i < count; ++i)
+      table[i] = {phys(segs[i].addr), segs[i].len,
+                  static_cast<uint16_t>((segs[i].device_writes ? kWrite : 0) | (i + 1 < count ? kNext : 0)),
+                  static_cast<uint16_t>(i + 1)};
+    desc_[head].addr = phys(table);
+    desc_[head].len = sizeof(Desc) * count;
+    desc_[head].flags = kIndirect;
+    free_head_ = desc_[head].next;
+  } else {
+    uint16_t at = head;
+    for (int i = 0; i < count; ++i) {
+      desc_[at].addr = phys(segs[i].addr);
+      desc_[at].len = segs[i].len;
+      desc_[at].flags = static_cast<uint16_t>((segs[i].device_writes ? kWrite : 0) | (i + 1 < count ? kNext : 0));
+      if (i + 1 < count) at = desc_[at].next;
+    }
+    free_head_ = desc_[at].next;
+  }
+  free_count_ -= slots;
+  tokens_[head] = token;
+  chain_len_[head] = static_cast<uint16_t>(slots);
+  uint16_t idx = avail_[1];
+  avail_[2 + idx % size_] = head;
+  __atomic_store_n(&avail_[1], static_cast<uint16_t>(idx + 1), __ATOMIC_RELEASE);
+  return true;
+}
+
+bool Virtqueue::pop(uint64_t* token, uint32_t* written) {
+  auto* used_idx = reinterpret_cast<volatile uint16_t*>(used_ + 2);
+  if (load16(used_idx) == last_used_) return false;
+  const uint8_t* element = used_ + 4 + 8u * (last_used_ % size_);
+  uint32_t id = *reinterpret_cast<const volatile uint32_t*>(element);
+  *written = *reinterpret_cast<const volatile uint32_t*>(element + 4);
+  ++last_used_;
+  uint16_t head = static_cast<uint16_t>(id);
+  *token = tokens_[head];
+  // Return the chain to the free list.
+  uint16_t at = head;
+  for (uint16_t i = 1; i < chain_len_[head]; ++i) at = desc_[at].next;
+  desc_[at].next = free_head_;
+  free_head_ = head;
+  free_count_ += chain_len_[head];
+  return true;
+}
+
+}  // namespace guest

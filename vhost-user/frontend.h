@@ -1,0 +1,74 @@
+// A vhost-user front-end: what the core uses to drive any back-end, Bulkhead's device
+// processes or third-party ones such as qemu-storage-daemon. Calls are synchronous.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "common/mapping.h"
+#include "common/unique_fd.h"
+#include "vhost-user/connection.h"
+
+namespace bulkhead::vhost_user {
+
+class Frontend {
+ public:
+  // Protocol features the front-end uses when the back-end offers them.
+  static constexpr uint64_t kWantedProtocolFeatures = protocol_feature::kMq | protocol_feature::kReplyAck |
+                                                      protocol_feature::kConfig | protocol_feature::kInflightShmfd |
+                                                      protocol_feature::kResetDevice |
+                                                      protocol_feature::kConfigureMemSlots;
+
+  struct Region {
+    MemoryRegion region;  // userspace_addr: where the core maps it
+    int fd;
+  };
+  struct QueueStart {
+    uint32_t index;
+    uint16_t size;
+    uint64_t desc, avail, used;  // front-end virtual addresses
+    uint16_t base;
+    int kick, call, err;  // err may be -1
+  };
+
+  // Negotiates protocol features and takes ownership of the back-end.
+  explicit Frontend(UniqueFd socket);
+
+  int fd() const { return connection_.fd(); }
+  uint64_t features() const { return features_; }  // what the back-end offers (virtio bits)
+  uint64_t protocol_features() const { return protocol_features_; }
+  uint32_t queue_num() const { return queue_num_; }  // 0 if the back-end did not say
+
+  std::vector<uint8_t> get_config(uint32_t size);
+  void set_config(uint32_t offset, std::span<const uint8_t> bytes);
+  void set_features(uint64_t features);
+  void set_memory(const std::vector<Region>& regions);
+  // Gets (once) and hands back the inflight region, before rings start; no-op if unsupported.
+  void setup_inflight(uint16_t queues, uint16_t queue_size);
+  void drop_inflight();
+  void start_queue(const QueueStart& q);
+  // Stops a ring; returns the next available index (for a later restart).
+  uint16_t stop_queue(uint32_t index);
+  void reset_device();
+
+ private:
+  // Sends a request that has no reply, with REPLY_ACK when negotiated so errors surface.
+  void command(Message m, std::span<const int> fds, const char* what);
+  template <typename T>
+  void command(Request r, const T& body, std::span<const int> fds, const char* what) {
+    command(Message::make(static_cast<uint32_t>(r), body), fds, what);
+  }
+  uint64_t query(Request r);
+
+  Connection connection_;
+  uint64_t features_ = 0;
+  bool protocol_negotiated_ = false;
+  uint64_t protocol_features_ = 0;
+  uint32_t queue_num_ = 0;
+  bool memory_sent_ = false;
+  UniqueFd inflight_fd_;
+  InflightDescription inflight_{};
+};
+
+}  // namespace bulkhead::vhost_user

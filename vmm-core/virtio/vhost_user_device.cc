@@ -1,0 +1,100 @@
+#include "vmm-core/virtio/vhost_user_device.h"
+
+#include <cstring>
+
+#include "common/error.h"
+#include "common/log.h"
+
+namespace bulkhead::core {
+
+namespace feature = vhost_user::feature;
+
+namespace {
+
+// Device configuration sizes this core exposes (what Linux reads): virtio-scsi's whole
+// config, virtio-blk up to write_zeroes_may_unmap, virtio-net's mac/status/pairs/mtu.
+uint32_t config_size_for(VirtioType type) {
+  switch (type) {
+    case VirtioType::kScsi: return 36;
+    case VirtioType::kBlock: return 60;
+    case VirtioType::kNet: return 12;
+  }
+  return 0;
+}
+
+// Transport features the core's virtio-pci supports; everything else device-specific passes.
+constexpr uint64_t kTransportMask = feature::kAccessPlatform | feature::kRingPacked | feature::kProtocolFeatures |
+                                    (1ull << 35) | (1ull << 36) | (1ull << 37) | (1ull << 38) | (1ull << 39) |
+                                    (1ull << 40) | (1ull << 41);
+
+}  // namespace
+
+VhostUserDevice::VhostUserDevice(std::string name, VirtioType type, UniqueFd socket, const GuestMemory& memory)
+    : name_(std::move(name)), type_(type), frontend_(std::move(socket)), memory_(memory) {
+  features_ = frontend_.features() & ~kTransportMask;
+  if (!(features_ & feature::kVersion1))
+    throw InputError("vhost-user back-end " + name_ + " does not offer VIRTIO_F_VERSION_1");
+  config_ = frontend_.get_config(config_size_for(type));
+  uint32_t queues = frontend_.queue_num();
+  if (type == VirtioType::kScsi) {
+    uint32_t request_queues;
+    std::memcpy(&request_queues, config_.data(), 4);
+    queues = 2 + std::max(request_queues, 1u);
+  } else if (queues == 0) {
+    queues = type == VirtioType::kNet ? 2 : 1;
+  }
+  if (queues == 0 || queues > 64) throw InputError("vhost-user back-end " + name_ + " has " + std::to_string(queues) + " queues");
+  queues_ = static_cast<uint16_t>(queues);
+}
+
+void VhostUserDevice::read_config(uint32_t offset, std::span<uint8_t> data) {
+  if (offset + data.size() <= config_.size()) std::memcpy(data.data(), config_.data() + offset, data.size());
+}
+
+void VhostUserDevice::write_config(uint32_t offset, std::span<const uint8_t> data) {
+  if (offset + data.size() > config_.size()) return;
+  try {
+    frontend_.set_config(offset, data);
+    std::memcpy(config_.data() + offset, data.data(), data.size());
+  } catch (const InputError& e) {
+    spdlog::warn("{}: config write at {} refused: {}", name_, offset, e.what());
+  }
+}
+
+uint64_t VhostUserDevice::guest_to_frontend(uint64_t gpa, uint64_t length) const {
+  // vhost-user ring addresses are the front-end's (our) virtual addresses.
+  return reinterpret_cast<uint64_t>(memory_.require_range(gpa, length, "virtqueue"));
+}
+
+void VhostUserDevice::activate(uint64_t features, const std::vector<Queue>& queues) {
+  frontend_.set_features(features);
+  std::vector<vhost_user::Frontend::Region> regions;
+  for (const RamRegion& r : memory_.regions())
+    regions.push_back({{r.guest_address, r.size, reinterpret_cast<uint64_t>(r.host), r.file_offset}, memory_.fd()});
+  frontend_.set_memory(regions);
+  uint16_t max_size = 0;
+  for (const Queue& q : queues) max_size = std::max(max_size, q.size);
+  frontend_.setup_inflight(queues_, max_size);
+  for (const Queue& q : queues) {
+    vhost_user::Frontend::QueueStart start{q.index,
+                                           q.size,
+                                           guest_to_frontend(q.desc, 16ull * q.size),
+                                           guest_to_frontend(q.avail, 6ull + 2ull * q.size),
+                                           guest_to_frontend(q.used, 6ull + 8ull * q.size),
+                                           0,
+                                           q.kick,
+                                           q.call,
+                                           q.err};
+    frontend_.start_queue(start);
+    started_.push_back(q.index);
+  }
+}
+
+void VhostUserDevice::reset() {
+  for (uint16_t index : started_) frontend_.stop_queue(index);
+  started_.clear();
+  frontend_.reset_device();
+  frontend_.drop_inflight();  // a reset guest starts with empty rings
+}
+
+}  // namespace bulkhead::core
