@@ -21,7 +21,7 @@ namespace {
 constexpr uint32_t kMaxQueues = 64;
 
 // Starts the device process for one front-end connection.
-RoleProcess start_virtio_scsi(const std::vector<DiskImage>& disks, uint32_t queues, int connection) {
+RoleProcess start_virtio_scsi(const std::vector<DiskImage>& disks, uint32_t queues, uint32_t poll_us, int connection) {
   RoleProcess device = spawn_role(executable_dir() + "/bulkhead-virtio-scsi", "bh-virtio-scsi");
   ipc::StartRole start;
   FdList fds;
@@ -29,6 +29,7 @@ RoleProcess start_virtio_scsi(const std::vector<DiskImage>& disks, uint32_t queu
   config->set_core_socket_fd(fds.add(connection));
   ipc::VirtioScsiConfig* scsi = config->mutable_virtio_scsi();
   scsi->set_request_queues(queues);
+  scsi->set_poll_us(poll_us);
   for (size_t i = 0; i < disks.size(); ++i) {
     ipc::VirtioScsiDisk* d = scsi->add_disks();
     d->set_fd(fds.add(disks[i].fd.get()));
@@ -100,7 +101,7 @@ int serve_device(const DeviceOptions& options) {
       connection.reset(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
       if (!connection) continue;
     }
-    RoleProcess device = start_virtio_scsi(disks, options.queues, connection.get());
+    RoleProcess device = start_virtio_scsi(disks, options.queues, options.poll_us, connection.get());
     connection.reset();
     stopped_by = wait_device(device, signals.get());
     if (stopped_by || !listener) break;

@@ -15,6 +15,7 @@ struct DeviceOptions {
   std::optional<int> fd;             // or: an already-connected socket
   std::vector<std::string> disks;    // PATH[,ro]
   uint32_t queues = 1;
+  uint32_t poll_us = 200;
 };
 
 // Serves until the front-end hangs up (--fd) or a signal arrives (--socket). Throws

@@ -49,6 +49,10 @@ int main(int argc, char** argv) {
   device_cmd->add_option("--fd", device.fd, "Serve the already-connected socket on this descriptor, then exit");
   device_cmd->add_option("--disk", device.disks, "Disk image, PATH[,ro]; repeat for more LUNs")->required();
   device_cmd->add_option("--queues", device.queues, "Request queues")->capture_default_str();
+  device_cmd->add_option("--poll-us", device.poll_us,
+                         "How long the device keeps polling its rings after the last request (0-1000)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
 
   try {
     app.parse(argc, argv);

@@ -282,6 +282,7 @@ int run_vm(const RunOptions& options) {
     device->set_core_socket_fd(fds.add(device_side.get()));
     ipc::VirtioScsiConfig* config = device->mutable_virtio_scsi();
     config->set_request_queues(std::min(options.cpus, 8u));
+    config->set_poll_us(options.device_poll_us);
     for (size_t i = 0; i < disks.size(); ++i) {
       ipc::VirtioScsiDisk* d = config->add_disks();
       d->set_fd(fds.add(disks[i].fd.get()));

@@ -142,7 +142,7 @@ void Backend::stop(Queue& q) {
 }
 
 void Backend::on_kick(Queue& q) {
-  if (q.kick_) {
+  if (q.kick_ && q.ring_.kicks_enabled()) {
     uint64_t count;
     // Reset the kick eventfd; EAGAIN (no kick pending) is fine.
     [[maybe_unused]] ssize_t n = ::read(q.kick_.get(), &count, sizeof count);
@@ -156,6 +156,26 @@ void Backend::on_kick(Queue& q) {
     q.ring_.stop();
     signal(q.err_);
   }
+}
+
+bool Backend::poll() {
+  bool found = false;
+  for (auto& q : queues_) {
+    if (!q->ready()) continue;
+    SplitQueue& ring = q->ring_;
+    ring.disable_kicks();
+    uint16_t before = ring.next_avail();
+    on_kick(*q);
+    found |= ring.next_avail() != before;
+  }
+  return found;
+}
+
+bool Backend::rearm() {
+  bool pending = false;
+  for (auto& q : queues_)
+    if (q->ready()) pending |= q->ring_.enable_kicks();
+  return pending;
 }
 
 void Backend::relocate_rings() {

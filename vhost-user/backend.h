@@ -91,6 +91,12 @@ class Backend {
   // Handles one message (public for fuzzing); throws InputError on protocol violations.
   void handle(Message& message);
 
+  // Adaptive polling: processes every ready queue with kicks suppressed; true if any
+  // request was found. rearm() asks for kicks again before the device sleeps and returns
+  // true if requests arrived meanwhile.
+  bool poll();
+  bool rearm();
+
  private:
   friend class Queue;
   void on_socket();

@@ -155,7 +155,7 @@ std::optional<Chain> SplitQueue::pop(const MemoryMap& memory) {
   if (!running_) return std::nullopt;
   uint16_t avail = avail_idx();
   if (avail == next_avail_) {
-    if (!event_idx_) return std::nullopt;
+    if (!event_idx_ || !kicks_enabled_) return std::nullopt;
     // Ask for a kick on the next buffer, then look again: the driver may have added one
     // before it could see our request.
     set_avail_event(next_avail_);
@@ -169,7 +169,7 @@ std::optional<Chain> SplitQueue::pop(const MemoryMap& memory) {
   if (head_in_flight_[head]) throw QueueBroken("descriptor " + std::to_string(head) + " made available twice");
   Chain chain = walk(head, memory);
   ++next_avail_;
-  if (event_idx_) set_avail_event(next_avail_);
+  if (event_idx_ && kicks_enabled_) set_avail_event(next_avail_);
   head_in_flight_[head] = true;
   ++in_flight_count_;
   if (inflight_) {
@@ -202,6 +202,24 @@ void SplitQueue::push(uint16_t head, uint32_t written) {
     std::atomic_thread_fence(std::memory_order_release);
     inflight_header()->used_idx = used_idx_;
   }
+}
+
+void SplitQueue::disable_kicks() {
+  kicks_enabled_ = false;
+  // With EVENT_IDX a stale avail_event already means "no kick"; without it, say so.
+  if (running_ && !event_idx_) store16(rings_.used, 1);  // VRING_USED_F_NO_NOTIFY
+}
+
+bool SplitQueue::enable_kicks() {
+  kicks_enabled_ = true;
+  if (!running_) return false;
+  if (event_idx_) {
+    set_avail_event(next_avail_);
+  } else {
+    store16(rings_.used, 0);  // clear VRING_USED_F_NO_NOTIFY
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return avail_idx() != next_avail_;
 }
 
 bool SplitQueue::should_notify() {

@@ -87,6 +87,11 @@ class SplitQueue {
   void push(uint16_t head, uint32_t written);
   // Whether the driver wants an interrupt for what was pushed since the last call.
   bool should_notify();
+  // While the device polls the ring it asks the driver not to kick it; before it sleeps it
+  // asks again. enable_kicks() returns true if buffers arrived meanwhile (poll once more).
+  void disable_kicks();
+  bool enable_kicks();
+  bool kicks_enabled() const { return kicks_enabled_; }
   // After a restart: requests an earlier back-end fetched but never completed, oldest first.
   std::vector<Chain> take_resubmissions(const MemoryMap& memory);
 
@@ -112,6 +117,7 @@ class SplitQueue {
   uint16_t used_idx_ = 0;
   bool event_idx_ = false;
   bool indirect_ = false;
+  bool kicks_enabled_ = true;
   bool signalled_valid_ = false;
   uint16_t signalled_used_ = 0;
   std::vector<bool> head_in_flight_;

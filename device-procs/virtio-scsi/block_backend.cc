@@ -2,8 +2,13 @@
 
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/magic.h>
 #include <sys/eventfd.h>
+#include <sys/statfs.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -22,7 +27,40 @@ struct BlockBackend::Op {
   Done done;
 };
 
+namespace {
+
+// Transfers all of `iov` at `offset` synchronously (preadv2/pwritev2); bytes or -errno.
+// With RWF_NOWAIT a partial result is returned as is.
+int64_t transfer(int fd, bool write, std::vector<iovec> iov, uint64_t offset, int flags) {
+  uint64_t done = 0;
+  size_t first = 0;
+  while (first < iov.size()) {
+    // Vectored I/O on the image descriptor, into or out of guest memory the iovecs describe.
+    ssize_t n = write ? ::pwritev2(fd, &iov[first], static_cast<int>(iov.size() - first), static_cast<off_t>(offset + done), flags)
+                      : ::preadv2(fd, &iov[first], static_cast<int>(iov.size() - first), static_cast<off_t>(offset + done), flags);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return done ? static_cast<int64_t>(done) : -errno;
+    if (n == 0) return done ? static_cast<int64_t>(done) : -EIO;
+    done += static_cast<uint64_t>(n);
+    if (flags & RWF_NOWAIT) return static_cast<int64_t>(done);
+    for (size_t left = static_cast<size_t>(n); left;) {
+      size_t take = std::min(left, iov[first].iov_len);
+      iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + take;
+      iov[first].iov_len -= take;
+      left -= take;
+      if (iov[first].iov_len == 0) ++first;
+    }
+  }
+  return static_cast<int64_t>(done);
+}
+
+}  // namespace
+
 BlockBackend::BlockBackend(UniqueFd image, uint64_t size, unsigned depth) : image_(std::move(image)), size_(size), depth_(depth) {
+  struct statfs fs;
+  // fstatfs on the image descriptor, to learn whether it lives in memory.
+  if (::fstatfs(image_.get(), &fs) == 0)
+    memory_backed_ = fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC || fs.f_type == HUGETLBFS_MAGIC;
   int r = io_uring_queue_init(depth, &ring_, 0);
   if (r < 0) throw SystemError(-r, "io_uring_queue_init");
   // An eventfd the kernel signals on each completion; owned by event_.
@@ -38,16 +76,24 @@ BlockBackend::~BlockBackend() {
 }
 
 void BlockBackend::read(uint64_t offset, std::vector<iovec> iov, Done done) {
+  uint64_t expected = 0;
+  for (const iovec& v : iov) expected += v.iov_len;
+  if (memory_backed_) return done(transfer(image_.get(), false, std::move(iov), offset, 0));
+  // A page-cache hit completes here; a miss (EAGAIN) or a partial read goes to io_uring.
+  int64_t now = transfer(image_.get(), false, iov, offset, RWF_NOWAIT);
+  if (now == static_cast<int64_t>(expected)) return done(now);
   auto op = std::make_unique<Op>();
   op->kind = Op::Kind::kRead;
   op->offset = offset;
   op->iov = std::move(iov);
-  for (const iovec& v : op->iov) op->expected += v.iov_len;
+  op->expected = expected;
   op->done = std::move(done);
-  queue(std::move(op));
+  if (now > 0) finished(op.release(), static_cast<int>(now), false);  // continue after what was read
+  else queue(std::move(op));
 }
 
 void BlockBackend::write(uint64_t offset, std::vector<iovec> iov, bool fua, Done done) {
+  if (memory_backed_) return done(transfer(image_.get(), true, std::move(iov), offset, fua ? RWF_DSYNC : 0));
   auto op = std::make_unique<Op>();
   op->kind = Op::Kind::kWrite;
   op->offset = offset;
@@ -59,6 +105,10 @@ void BlockBackend::write(uint64_t offset, std::vector<iovec> iov, bool fua, Done
 }
 
 void BlockBackend::flush(Done done) {
+  if (memory_backed_) {
+    // Every earlier write already completed inline; fdatasync keeps the semantics anyway.
+    return done(::fdatasync(image_.get()) == 0 ? 0 : -errno);
+  }
   auto op = std::make_unique<Op>();
   op->kind = Op::Kind::kFlush;
   op->done = std::move(done);
@@ -67,6 +117,15 @@ void BlockBackend::flush(Done done) {
 
 void BlockBackend::discard(uint64_t offset, uint64_t length, Done done) {
   if (!punch_supported_) return zero_fill(offset, length, std::move(done));
+  if (memory_backed_) {
+    // Deallocating memory-backed pages cannot block on a device either.
+    if (::fallocate(image_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                    static_cast<off_t>(length)) == 0)
+      return done(0);
+    if (errno != EOPNOTSUPP) return done(-errno);
+    punch_supported_ = false;
+    return zero_fill(offset, length, std::move(done));
+  }
   auto op = std::make_unique<Op>();
   op->kind = Op::Kind::kDiscard;
   op->offset = offset;
@@ -145,9 +204,9 @@ void BlockBackend::submit() {
   if (r > 0) unsubmitted_ -= std::min<unsigned>(unsubmitted_, static_cast<unsigned>(r));
 }
 
-void BlockBackend::finished(Op* op, int res) {
+void BlockBackend::finished(Op* op, int res, bool from_ring) {
   std::unique_ptr<Op> owned(op);
-  --in_flight_;
+  if (from_ring) --in_flight_;
   if ((op->kind == Op::Kind::kRead || op->kind == Op::Kind::kWrite) && res > 0 &&
       op->done_bytes + static_cast<uint64_t>(res) < op->expected) {
     // A short transfer: continue with the rest of the vector.
@@ -178,6 +237,10 @@ size_t BlockBackend::complete() {
   uint64_t count;
   // Reset the completion eventfd; EAGAIN (already reset) is fine.
   [[maybe_unused]] ssize_t n = ::read(event_.get(), &count, sizeof count);
+  return reap();
+}
+
+size_t BlockBackend::reap() {
   size_t handled = 0;
   io_uring_cqe* cqe;
   while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
@@ -185,7 +248,7 @@ size_t BlockBackend::complete() {
     auto* op = static_cast<Op*>(io_uring_cqe_get_data(cqe));
     int res = cqe->res;
     io_uring_cqe_seen(&ring_, cqe);
-    finished(op, res);
+    finished(op, res, true);
     ++handled;
   }
   while (!waiting_.empty() && in_flight_ < depth_ && prepare(waiting_.front().get())) {

@@ -3,6 +3,9 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <chrono>
+
 #include "common/error.h"
 #include "common/event_loop.h"
 #include "common/log.h"
@@ -12,6 +15,34 @@
 #include "vhost-user/backend.h"
 
 using namespace bulkhead;
+
+namespace {
+
+// Adaptive polling, as for legacy devices (docs/legacy-device-protocol.md): while requests
+// keep coming, poll the rings and the I/O completion ring with the guest's kicks suppressed;
+// after `window` without work, ask for kicks again and sleep.
+void serve(vhost_user::Backend& backend, device::VirtioScsi& device, EventLoop& loop, std::chrono::microseconds window) {
+  auto last_work = std::chrono::steady_clock::now();
+  int spins = 0;
+  while (backend.connected() && !loop.stopped()) {
+    if (window.count()) {
+      bool worked = backend.poll();
+      worked |= device.poll_completions();
+      auto now = std::chrono::steady_clock::now();
+      if (worked || device.busy()) last_work = now;
+      if (now - last_work < window) {
+        if (++spins % 64 == 0) loop.run_once(0);  // control messages, vhost-user requests
+        __builtin_ia32_pause();
+        continue;
+      }
+      if (backend.rearm()) continue;
+    }
+    loop.run_once(-1);
+    last_work = std::chrono::steady_clock::now();
+  }
+}
+
+}  // namespace
 
 int main() {
   init_process("bh-virtio-scsi");
@@ -37,7 +68,7 @@ int main() {
     device::VirtioScsi device(loop, std::move(disks), config.request_queues() ? config.request_queues() : 1);
     vhost_user::Backend backend(device, loop, std::move(socket));
     loop.add(control.fd(), EPOLLRDHUP, [&loop](uint32_t) { loop.stop(); });
-    while (backend.connected() && !loop.stopped()) loop.run_once(-1);
+    serve(backend, device, loop, std::chrono::microseconds(std::min(config.poll_us(), 1000u)));
     return 0;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());

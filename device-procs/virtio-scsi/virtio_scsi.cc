@@ -180,7 +180,7 @@ void VirtioScsi::process(Queue& queue) {
     else handle_request(queue, std::move(*chain));
   }
   for (Lun& lun : luns_) lun.backend->submit();
-  on_completions();
+  poll_completions();
 }
 
 void VirtioScsi::resubmit(Queue& queue, std::vector<Chain> chains) {
@@ -195,6 +195,20 @@ void VirtioScsi::on_completions() {
   for (Lun& lun : luns_) lun.backend->complete();
   for (Queue* q : to_notify_) q->flush_notifications();
   to_notify_.clear();
+}
+
+bool VirtioScsi::poll_completions() {
+  size_t done = 0;
+  for (Lun& lun : luns_) done += lun.backend->reap();
+  for (Queue* q : to_notify_) q->flush_notifications();
+  to_notify_.clear();
+  return done > 0;
+}
+
+bool VirtioScsi::busy() const {
+  for (uint32_t n : in_flight_)
+    if (n) return true;
+  return false;
 }
 
 void VirtioScsi::drain_all() {

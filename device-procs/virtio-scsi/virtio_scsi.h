@@ -35,6 +35,9 @@ class VirtioScsi : public vhost_user::VirtioDevice {
   void reset() override;
 
   uint64_t requests_completed() const { return completed_; }
+  // Completes finished I/O without system calls (adaptive polling); true if any finished.
+  bool poll_completions();
+  bool busy() const;
 
  private:
   struct Lun {

@@ -7,7 +7,8 @@ namespace guest {
 
 bool VirtioBlk::init(int n) {
   if (!pci_.probe(kType, n)) return false;
-  uint64_t features = pci_.negotiate(VirtioPci::kFeatureVersion1 | VirtioPci::kFeatureIndirect);
+  uint64_t features =
+      pci_.negotiate(VirtioPci::kFeatureVersion1 | VirtioPci::kFeatureIndirect | VirtioPci::kFeatureEventIdx);
   if (!features) return false;
   indirect_ = features & VirtioPci::kFeatureIndirect;
   if (!pci_.setup_queue(0, vq_, 128)) return false;
@@ -32,7 +33,7 @@ bool VirtioBlk::submit(uint32_t type, uint64_t sector, void* buffer, uint32_t le
   if (length) segs[n++] = {buffer, length, type == kIn};
   segs[n++] = {&statuses_[slot], 1, true};
   if (!vq_.add(segs, n, slot, indirect_)) return false;
-  pci_.notify(0);
+  pci_.kick(0, vq_);
   return true;
 }
 

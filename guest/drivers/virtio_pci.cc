@@ -73,6 +73,7 @@ uint64_t VirtioPci::negotiate(uint64_t wanted) {
   }
   wr<uint8_t>(common_, 0x14, kAcknowledge | kDriver | kFeaturesOk);
   if (!(status() & kFeaturesOk)) return 0;
+  features_ = accepted;
   return accepted;
 }
 
@@ -84,6 +85,7 @@ bool VirtioPci::setup_queue(uint16_t index, Virtqueue& vq, uint16_t size, uint16
   if (max == 0 || rd<uint16_t>(common_, 0x1c) != 0) return false;
   if (size > max) size = max;
   vq.init(size, true);
+  vq.configure(features_ & kFeatureEventIdx, msix_vector != 0xffff);
   wr<uint16_t>(common_, 0x18, size);
   wr<uint32_t>(common_, 0x20, static_cast<uint32_t>(vq.desc_addr()));
   wr<uint32_t>(common_, 0x24, static_cast<uint32_t>(vq.desc_addr() >> 32));

@@ -11,7 +11,7 @@ namespace guest {
 class VirtioPci {
  public:
   static constexpr uint16_t kVendor = 0x1af4;
-  static constexpr uint64_t kFeatureIndirect = 1ull << 28, kFeatureVersion1 = 1ull << 32;
+  static constexpr uint64_t kFeatureIndirect = 1ull << 28, kFeatureEventIdx = 1ull << 29, kFeatureVersion1 = 1ull << 32;
 
   // Finds the n-th modern virtio device of `type` and maps its structures.
   bool probe(uint16_t type, int n);
@@ -19,8 +19,12 @@ class VirtioPci {
   // features (0 on failure).
   uint64_t negotiate(uint64_t wanted);
   uint16_t queue_count();
-  // Sets up queue `index` (msix_vector 0xffff: none) and enables it.
+  // Sets up queue `index` (msix_vector 0xffff: none, the driver polls) and enables it.
   bool setup_queue(uint16_t index, Virtqueue& vq, uint16_t size, uint16_t msix_vector = 0xffff);
+  // Notifies the device of new buffers on `vq` unless it asked not to be (EVENT_IDX/NO_NOTIFY).
+  void kick(uint16_t index, Virtqueue& vq) {
+    if (vq.kick_needed()) notify(index);
+  }
   void driver_ok();
   uint8_t status();
   void notify(uint16_t index);
@@ -36,6 +40,7 @@ class VirtioPci {
   volatile uint8_t* device_ = nullptr;
   volatile uint8_t* notify_base_ = nullptr;
   uint32_t notify_multiplier_ = 0;
+  uint64_t features_ = 0;
   static constexpr int kMaxQueues = 16;
   volatile uint16_t* notify_[kMaxQueues] = {};  // cached: a notify is one MMIO write
 };

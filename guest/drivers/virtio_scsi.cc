@@ -9,7 +9,8 @@ namespace guest {
 
 bool VirtioScsi::init(int n, uint8_t msix_cpu_vector) {
   if (!pci_.probe(kType, n)) return false;
-  uint64_t features = pci_.negotiate(VirtioPci::kFeatureVersion1 | VirtioPci::kFeatureIndirect);
+  uint64_t features =
+      pci_.negotiate(VirtioPci::kFeatureVersion1 | VirtioPci::kFeatureIndirect | VirtioPci::kFeatureEventIdx);
   if (!features || pci_.queue_count() < 3) return false;
   indirect_ = features & VirtioPci::kFeatureIndirect;
   uint16_t vector = msix_cpu_vector ? 0 : 0xffff;
@@ -43,7 +44,7 @@ bool VirtioScsi::submit(const uint8_t* cdb, int cdb_len, const Segment* data, in
   if (data_in)
     for (int i = 0; i < segments; ++i) segs[n++] = data[i];
   if (!vq_.add(segs, n, slot, indirect && indirect_)) return false;
-  pci_.notify(kRequestQueue);
+  pci_.kick(kRequestQueue, vq_);
   return true;
 }
 

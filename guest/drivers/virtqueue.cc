@@ -6,6 +6,7 @@ namespace guest {
 
 namespace {
 constexpr uint16_t kNext = 1, kWrite = 2, kIndirect = 4;
+constexpr uint16_t kAvailNoInterrupt = 1, kUsedNoNotify = 1;
 constexpr int kMaxIndirect = 64;
 
 uint16_t load16(const volatile uint16_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
@@ -23,9 +24,32 @@ void Virtqueue::init(uint16_t size, bool indirect) {
     desc_[i] = {0, 0, 0, static_cast<uint16_t>(i + 1)};
   }
   avail_[0] = avail_[1] = 0;
+  avail_[2 + size] = 0;
+  kicked_at_ = 0;
   free_head_ = 0;
   free_count_ = size;
   last_used_ = 0;
+}
+
+void Virtqueue::configure(bool event_idx, bool interrupts) {
+  event_idx_ = event_idx;
+  interrupts_ = interrupts;
+  if (!interrupts) avail_[0] = kAvailNoInterrupt;  // ignored by the device under EVENT_IDX
+  avail_[2 + size_] = interrupts ? last_used_ : static_cast<uint16_t>(last_used_ + 0x7fff);  // used_event
+}
+
+bool Virtqueue::kick_needed() {
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);  // publish avail idx before reading the device's wish
+  uint16_t now = avail_[1];
+  bool needed;
+  if (event_idx_) {
+    uint16_t event = load16(reinterpret_cast<volatile uint16_t*>(used_ + 4 + 8u * size_));
+    needed = static_cast<uint16_t>(now - event - 1) < static_cast<uint16_t>(now - kicked_at_);
+  } else {
+    needed = !(load16(reinterpret_cast<volatile uint16_t*>(used_)) & kUsedNoNotify);
+  }
+  kicked_at_ = now;
+  return needed;
 }
 
 uint64_t Virtqueue::desc_addr() const { return phys(desc_); }
@@ -80,6 +104,8 @@ bool Virtqueue::pop(uint64_t* token, uint32_t* written) {
   desc_[at].next = free_head_;
   free_head_ = head;
   free_count_ += chain_len_[head];
+  // Under EVENT_IDX, used_event says when to interrupt: next time, or (polling) never.
+  if (event_idx_) avail_[2 + size_] = interrupts_ ? last_used_ : static_cast<uint16_t>(last_used_ + 0x7fff);
   return true;
 }
 

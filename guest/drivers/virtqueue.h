@@ -15,6 +15,11 @@ class Virtqueue {
  public:
   // Allocates rings for `size` entries (a power of two).
   void init(uint16_t size, bool indirect);
+  // After feature negotiation: whether VIRTIO_F_EVENT_IDX is in use, and whether the driver
+  // wants interrupts (false: it polls, so the device is asked never to interrupt).
+  void configure(bool event_idx, bool interrupts);
+  // After add(): whether the device wants a notification for what was added since the last one.
+  bool kick_needed();
   uint16_t size() const { return size_; }
   uint64_t desc_addr() const;
   uint64_t avail_addr() const;
@@ -41,6 +46,9 @@ class Virtqueue {
   uint16_t free_head_ = 0;
   uint16_t free_count_ = 0;
   uint16_t last_used_ = 0;
+  uint16_t kicked_at_ = 0;  // avail idx at the last notification
+  bool event_idx_ = false;
+  bool interrupts_ = true;
   uint64_t* tokens_ = nullptr;
   uint16_t* chain_len_ = nullptr;
   Desc* indirect_ = nullptr;  // one table of kMaxIndirect per ring slot
