@@ -11,3 +11,6 @@ BUILD_DIR=build-asan bash scripts/build.sh -DBULKHEAD_SANITIZE=ON
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure --timeout 600 -L unit &&
   ctest --output-on-failure --timeout 600 -R 'BootTest|SerialTest')
+
+# libFuzzer harnesses, bounded (FUZZ_SECONDS each, default 30): any finding fails the run.
+bash scripts/fuzz.sh

@@ -1,5 +1,6 @@
 // bh-virtio-scsi: a virtio-scsi device as a vhost-user back-end, in its own process. It is
 // handed its disk images and its vhost-user socket; it opens nothing itself.
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 
@@ -32,7 +33,9 @@ void serve(vhost_user::Backend& backend, device::VirtioScsi& device, EventLoop& 
       if (worked || device.busy()) last_work = now;
       if (now - last_work < window) {
         if (++spins % 64 == 0) loop.run_once(0);  // control messages, vhost-user requests
-        __builtin_ia32_pause();
+        // I/O the kernel handed to its worker threads needs this CPU more than our spinning.
+        if (!worked && device.busy()) sched_yield();
+        else __builtin_ia32_pause();
         continue;
       }
       if (backend.rearm()) continue;
