@@ -35,6 +35,7 @@ inline constexpr Sense kWriteProtected{0x07, 0x27, 0x00};
 inline constexpr Sense kSpaceAllocationFailed{0x07, 0x27, 0x07};
 inline constexpr Sense kUnrecoveredReadError{0x03, 0x11, 0x00};
 inline constexpr Sense kWriteError{0x03, 0x0c, 0x00};
+inline constexpr Sense kResetOccurred{0x06, 0x29, 0x03};  // bus device reset function occurred
 }  // namespace sense
 
 // Fixed-format sense data (response code 0x70), 18 bytes.

@@ -154,8 +154,9 @@ Result ScsiDisk::read_capacity_16(std::span<const uint8_t> cdb, GuestBuffers& da
 }
 
 Result ScsiDisk::request_sense(std::span<const uint8_t> cdb, GuestBuffers& data_in) {
-  // Sense is always delivered with the failing command (autosense): nothing is pending.
-  auto data = scsi::fixed_sense(scsi::sense::kNone);
+  // Sense is delivered with the failing command (autosense); only a unit attention waits.
+  auto data = scsi::fixed_sense(unit_attention_ ? scsi::sense::kResetOccurred : scsi::sense::kNone);
+  unit_attention_ = false;
   return reply(data_in, data, cdb[4]);
 }
 
@@ -336,6 +337,10 @@ void ScsiDisk::write_same(std::span<const uint8_t> cdb, const GuestBuffers& data
 void ScsiDisk::execute(std::span<const uint8_t> cdb, const GuestBuffers& data_out, GuestBuffers data_in, Done done) {
   if (cdb.empty() || cdb_length(cdb[0]) == 0 || cdb.size() < cdb_length(cdb[0]))
     return done(Result::check(scsi::sense::kInvalidOpcode));
+  if (unit_attention_ && cdb[0] != op::kInquiry && cdb[0] != op::kRequestSense && cdb[0] != op::kReportLuns) {
+    unit_attention_ = false;
+    return done(Result::check(scsi::sense::kResetOccurred));
+  }
   switch (cdb[0]) {
     case op::kTestUnitReady:
     case op::kStartStopUnit:

@@ -31,6 +31,10 @@ class ScsiDisk {
   void execute(std::span<const uint8_t> cdb, const vhost_user::GuestBuffers& data_out, vhost_user::GuestBuffers data_in,
                Done done);
 
+  // A logical unit reset happened: the next command (other than INQUIRY, REPORT LUNS and
+  // REQUEST SENSE) reports UNIT ATTENTION once, as SAM requires.
+  void reset_occurred() { unit_attention_ = true; }
+
   uint64_t blocks() const { return blocks_; }
   bool read_only() const { return options_.read_only; }
   BlockBackend& backend() { return backend_; }
@@ -53,6 +57,7 @@ class ScsiDisk {
   BlockBackend& backend_;
   Options options_;
   uint64_t blocks_;
+  bool unit_attention_ = false;
 };
 
 // Copies `bytes` into `data_in`, truncated to the CDB's allocation length and the buffers.

@@ -159,6 +159,9 @@ void VirtioScsi::handle_control(Queue& queue, Chain chain) {
       // Aborts, resets and queries: every command still running completes first, so its
       // completion reaches the driver before this function's.
       drain_all();
+      constexpr uint32_t kTmfItNexusReset = 4, kTmfLunReset = 5;
+      if (subtype == kTmfItNexusReset || subtype == kTmfLunReset)
+        for (Lun& l : luns_) l.disk->reset_occurred();
       response = kOk;
     }
   } else if (type == kTypeAnQuery || type == kTypeAnSubscribe) {

@@ -248,6 +248,17 @@ TEST_P(ScsiDiskTest, UnknownAndTruncatedCommands) {
   expect_sense(run(std::vector<uint8_t>{}), scsi::sense::kInvalidOpcode);
 }
 
+TEST_P(ScsiDiskTest, ResetEstablishesOneUnitAttention) {
+  disk_->reset_occurred();
+  EXPECT_EQ(run({0x12, 0, 0, 0, 36, 0}, {}, 36).status, scsi::kStatusGood) << "INQUIRY is not held up";
+  expect_sense(run({0x00, 0, 0, 0, 0, 0}), scsi::sense::kResetOccurred);
+  EXPECT_EQ(run({0x00, 0, 0, 0, 0, 0}).status, scsi::kStatusGood) << "reported once";
+  disk_->reset_occurred();
+  run({0x03, 0, 0, 0, 18, 0}, {}, 18);
+  EXPECT_EQ(in_[2], 0x06) << "REQUEST SENSE returns and clears it";
+  EXPECT_EQ(run({0x00, 0, 0, 0, 0, 0}).status, scsi::kStatusGood);
+}
+
 INSTANTIATE_TEST_SUITE_P(Images, ScsiDiskTest, ::testing::Values(true, false),
                          [](const auto& info) { return info.param ? "MemoryBacked" : "DiskBacked"; });
 
