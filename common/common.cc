@@ -24,6 +24,8 @@ void init_process(const std::string& role_name) {
   // A reader that goes away (a closed pipe, a disconnected console) must show up as EPIPE
   // on that one write, not kill the process.
   ::signal(SIGPIPE, SIG_IGN);
+  // Likewise, a write past RLIMIT_FSIZE (a guest filling its console log) fails with EFBIG.
+  ::signal(SIGXFSZ, SIG_IGN);
   // PR_SET_NAME copies at most 16 bytes from a valid C string.
   ::prctl(PR_SET_NAME, role_name.c_str(), 0, 0, 0);
   auto logger = spdlog::stderr_logger_st(role_name);

@@ -8,7 +8,7 @@
 namespace bulkhead {
 
 // Names this process (/proc/self/comm and the log prefix), installs the stderr logger and
-// ignores SIGPIPE.
+// ignores SIGPIPE and SIGXFSZ.
 void init_process(const std::string& role_name);
 
 }  // namespace bulkhead

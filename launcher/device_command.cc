@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -12,6 +13,7 @@
 #include "ipc/control.pb.h"
 #include "launcher/disk_spec.h"
 #include "launcher/resources.h"
+#include "launcher/sandbox.h"
 #include "launcher/spawn.h"
 
 namespace bulkhead::launcher {
@@ -21,10 +23,15 @@ namespace {
 constexpr uint32_t kMaxQueues = 64;
 
 // Starts the device process for one front-end connection.
-RoleProcess start_virtio_scsi(const std::vector<DiskImage>& disks, uint32_t queues, uint32_t poll_us, int connection) {
-  RoleProcess device = spawn_role(executable_dir() + "/bulkhead-virtio-scsi", "bh-virtio-scsi");
+RoleProcess start_virtio_scsi(const VmSandbox& sandbox, const std::vector<DiskImage>& disks, uint32_t queues,
+                              uint32_t poll_us, int connection) {
+  RoleProcess device =
+      spawn_role(executable_dir() + "/bulkhead-virtio-scsi", "bh-virtio-scsi", sandbox.spawn_options("virtio-scsi"));
   ipc::StartRole start;
   FdList fds;
+  uint64_t largest = 0;
+  for (const DiskImage& d : disks) largest = std::max(largest, d.size);
+  *start.mutable_confinement() = sandbox.confinement("virtio-scsi", virtio_scsi_limits(largest));
   ipc::DeviceConfig* config = start.mutable_device();
   config->set_core_socket_fd(fds.add(connection));
   ipc::VirtioScsiConfig* scsi = config->mutable_virtio_scsi();
@@ -50,7 +57,7 @@ int wait_device(RoleProcess& device, int signals) {
       signalfd_siginfo info;
       // One record from our signalfd.
       if (::read(signals, &info, sizeof info) == sizeof info) {
-        ::kill(device.pid, SIGTERM);
+        ::kill(device.pid, SIGKILL);  // pid 1 of its namespace: SIGTERM would be ignored
         while (!try_reap(device)) ::poll(fds, 1, 1000);
         return static_cast<int>(info.ssi_signo);
       }
@@ -69,8 +76,12 @@ int serve_device(const DeviceOptions& options) {
     throw InputError("--queues must be between 1 and " + std::to_string(kMaxQueues));
   std::vector<DiskImage> disks;
   for (const std::string& spec : options.disks) disks.push_back(open_disk(spec));
+  // Memory for the device's own structures; the front-end's guest RAM is charged to it.
+  VmSandbox sandbox = VmSandbox::prepare(options.sandbox, {256ull << 20, 256, 100000, 100000});
+  for (DiskImage& disk : disks) sandbox.label_image(disk.fd.get(), disk.read_only, disk.path);
 
-  UniqueFd listener, connection;
+  UnixListener listener;
+  UniqueFd connection;
   if (options.socket) {
     listener = listen_unix(*options.socket);
     std::fprintf(stderr, "bulkhead: virtio-scsi listening on %s\n", options.socket->c_str());
@@ -83,12 +94,13 @@ int serve_device(const DeviceOptions& options) {
     connection = duplicate(*options.fd, "the --fd socket");
     ::close(*options.fd);
   }
+  sandbox.announce();
   sigset_t old_mask;
   UniqueFd signals = block_termination_signals(&old_mask);
   int stopped_by = 0;
   for (;;) {
-    if (listener) {
-      pollfd fds[2] = {{listener.get(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
+    if (listener.fd) {
+      pollfd fds[2] = {{listener.fd.get(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
       // Waits for a front-end or a termination signal.
       if (::poll(fds, 2, -1) < 0 && errno != EINTR) throw_errno("poll");
       if (fds[1].revents & POLLIN) {
@@ -98,17 +110,16 @@ int serve_device(const DeviceOptions& options) {
         break;
       }
       // accept4 on our listening socket; the connection goes to the device process.
-      connection.reset(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      connection.reset(::accept4(listener.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
       if (!connection) continue;
     }
-    RoleProcess device = start_virtio_scsi(disks, options.queues, options.poll_us, connection.get());
+    RoleProcess device = start_virtio_scsi(sandbox, disks, options.queues, options.poll_us, connection.get());
     connection.reset();
     stopped_by = wait_device(device, signals.get());
-    if (stopped_by || !listener) break;
+    if (stopped_by || !listener.fd) break;
     std::fprintf(stderr, "bulkhead: front-end disconnected; waiting for the next one\n");
   }
   ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-  if (options.socket) ::unlink(options.socket->c_str());
   return stopped_by ? 128 + stopped_by : 0;
 }
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "launcher/sandbox.h"
+
 namespace bulkhead::launcher {
 
 struct DeviceOptions {
@@ -16,6 +18,7 @@ struct DeviceOptions {
   std::vector<std::string> disks;    // PATH[,ro]
   uint32_t queues = 1;
   uint32_t poll_us = 200;
+  SandboxRequest sandbox;  // each device process is confined like a VM's; this listener is not
 };
 
 // Serves until the front-end hangs up (--fd) or a signal arrives (--socket). Throws

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
                       "Disk image PATH[,ro] on a virtio-scsi controller in its own process; repeat for more LUNs");
   run_cmd->add_option("--vhost-user", run.vhost_user,
                       "A third-party vhost-user back-end: type=scsi|blk|net,socket=PATH (e.g. qemu-storage-daemon)");
+  launcher::add_sandbox_options(*run_cmd, run.sandbox);
 
   launcher::DeviceOptions device;
   CLI::App* device_cmd = app.add_subcommand(
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
                          "How long the device keeps polling its rings after the last request (0-1000)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
+  launcher::add_sandbox_options(*device_cmd, device.sandbox);
 
   try {
     app.parse(argc, argv);

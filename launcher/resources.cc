@@ -30,7 +30,19 @@ UniqueFd duplicate(int fd, const char* what) {
   return copy;
 }
 
-UniqueFd listen_unix(const std::string& path) {
+SocketFile::SocketFile(const std::string& path) {
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  name_ = path.substr(slash == std::string::npos ? 0 : slash + 1);
+  dir_ = open_file(dir, O_RDONLY | O_DIRECTORY, "socket directory");
+}
+
+SocketFile::~SocketFile() {
+  // unlinkat relative to the directory we hold: the path may be unreachable by now.
+  if (dir_) ::unlinkat(dir_.get(), name_.c_str(), 0);
+}
+
+UnixListener listen_unix(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) throw InputError("unix socket path '" + path + "' is too long");
@@ -50,8 +62,9 @@ UniqueFd listen_unix(const std::string& path) {
   // bind/listen on the socket we own, at the address checked above.
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
     throw InputError("cannot listen on '" + path + "': " + std::strerror(errno));
-  if (::listen(fd.get(), 1) != 0) throw_errno("listen");
-  return fd;
+  UnixListener listener{std::move(fd), SocketFile(path)};
+  if (::listen(listener.fd.get(), 1) != 0) throw_errno("listen");
+  return listener;
 }
 
 UniqueFd open_pty(std::string* name) {

@@ -4,12 +4,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -19,6 +21,7 @@
 #include "ipc/control.pb.h"
 #include "launcher/disk_spec.h"
 #include "launcher/resources.h"
+#include "launcher/sandbox.h"
 #include "launcher/spawn.h"
 #include "launcher/terminal.h"
 #include "vmm-core/boot/kernel_image.h"
@@ -31,9 +34,11 @@ constexpr uint16_t kCom1Port = 0x3f8;
 constexpr uint32_t kCom1Irq = 4;
 constexpr uint32_t kMaxCpus = 254;
 constexpr auto kDeviceExitGrace = std::chrono::seconds(5);
+constexpr uint64_t kCoreFileAllowance = 64ull << 20;
 
 struct SerialStreams {
-  UniqueFd input, output, listener;
+  UniqueFd input, output;
+  UnixListener listener;
 };
 
 SerialStreams open_serial(const SerialSpec& spec) {
@@ -96,6 +101,10 @@ bool Supervisor::on_core_message() {
 }
 
 void Supervisor::terminate_all(int sig) {
+  // Roles run as pid 1 of their own pid namespace, where SIGTERM without a handler is
+  // ignored; SIGKILL always ends them.
+  (void)sig;
+  sig = SIGKILL;
   if (!core_.reaped) ::kill(core_.pid, sig);
   for (auto& d : devices_)
     if (!d.reaped) ::kill(d.pid, sig);
@@ -233,7 +242,11 @@ int run_vm(const RunOptions& options) {
     core::file_size(initrd.get(), "initrd");
   }
   std::vector<DiskImage> disks;
-  for (const std::string& spec : options.disks) disks.push_back(open_disk(spec));
+  uint64_t largest_disk = 0;
+  for (const std::string& spec : options.disks) {
+    disks.push_back(open_disk(spec));
+    largest_disk = std::max(largest_disk, disks.back().size);
+  }
   std::vector<std::pair<VhostUserSpec, UniqueFd>> backends;
   for (const std::string& text : options.vhost_user) {
     VhostUserSpec spec = parse_vhost_user(text);
@@ -241,6 +254,13 @@ int run_vm(const RunOptions& options) {
     backends.emplace_back(std::move(spec), std::move(socket));
   }
   UniqueFd kvm = open_file("/dev/kvm", O_RDWR, "KVM device");
+
+  VmSandbox sandbox = VmSandbox::prepare(options.sandbox, limits_for(memory, options.cpus));
+  for (DiskImage& disk : disks) sandbox.label_image(disk.fd.get(), disk.read_only, disk.path);
+  // Sockets made from here on (the console's, every socket between the VM's processes)
+  // carry the VM's label.
+  std::optional<SvirtLabels::SocketLabelScope> socket_label;
+  if (sandbox.labels()) socket_label.emplace(sandbox.labels()->socket_context());
   SerialStreams serial = open_serial(serial_spec);
 
   int pair[2];
@@ -253,16 +273,19 @@ int run_vm(const RunOptions& options) {
   sigset_t old_mask;
   UniqueFd signals = block_termination_signals(&old_mask);
 
-  RoleProcess serial_process = spawn_role(dir + "/bulkhead-serial", "bh-serial");
+  sandbox.announce();
+  RoleProcess serial_process = spawn_role(dir + "/bulkhead-serial", "bh-serial", sandbox.spawn_options("serial"));
   {
     ipc::StartRole start;
     FdList fds;
+    // A console log may grow without bound (the guest decides); other roles never grow files.
+    *start.mutable_confinement() = sandbox.confinement("serial", {RLIM_INFINITY, 64});
     ipc::DeviceConfig* device = start.mutable_device();
     device->set_core_socket_fd(fds.add(serial_side.get()));
     ipc::SerialConfig* s = device->mutable_serial();
     s->set_input_fd(fds.add(serial.input.get()));
     s->set_output_fd(fds.add(serial.output.get()));
-    s->set_listen_fd(fds.add(serial.listener.get()));
+    s->set_listen_fd(fds.add(serial.listener.fd.get()));
     s->set_pty(serial_spec.kind == SerialSpec::Kind::kPty);
     serial_process.control->send(start, fds.all());
   }
@@ -275,9 +298,10 @@ int run_vm(const RunOptions& options) {
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) throw_errno("socketpair");
     scsi_core_side.reset(sv[0]);
     UniqueFd device_side(sv[1]);
-    RoleProcess scsi = spawn_role(dir + "/bulkhead-virtio-scsi", "bh-virtio-scsi");
+    RoleProcess scsi = spawn_role(dir + "/bulkhead-virtio-scsi", "bh-virtio-scsi", sandbox.spawn_options("virtio-scsi"));
     ipc::StartRole start;
     FdList fds;
+    *start.mutable_confinement() = sandbox.confinement("virtio-scsi", virtio_scsi_limits(largest_disk));
     ipc::DeviceConfig* device = start.mutable_device();
     device->set_core_socket_fd(fds.add(device_side.get()));
     ipc::VirtioScsiConfig* config = device->mutable_virtio_scsi();
@@ -292,10 +316,12 @@ int run_vm(const RunOptions& options) {
     scsi.control->send(start, fds.all());
     devices.push_back(std::move(scsi));
   }
-  RoleProcess core_process = spawn_role(dir + "/bulkhead-core", "bh-core");
+  RoleProcess core_process = spawn_role(dir + "/bulkhead-core", "bh-core", sandbox.spawn_options("core"));
   {
     ipc::StartRole start;
     FdList fds;
+    // Guest RAM is one memfd the core sizes; rings and inflight areas are small ones.
+    *start.mutable_confinement() = sandbox.confinement("core", {memory + kCoreFileAllowance, 4096});
     ipc::CoreConfig* c = start.mutable_core();
     c->set_kvm_fd(fds.add(kvm.get()));
     c->set_kernel_fd(fds.add(kernel.get()));
@@ -335,15 +361,20 @@ int run_vm(const RunOptions& options) {
   serial_side.reset();
   serial.input.reset();
   serial.output.reset();
-  serial.listener.reset();
+  serial.listener.fd.reset();
   scsi_core_side.reset();
   disks.clear();
   backends.clear();
+  socket_label.reset();
+
+  // From here on the launcher only supervises; it keeps no more than that needs.
+  std::vector<int> removable;
+  if (serial.listener.file.dir_fd() >= 0) removable.push_back(serial.listener.file.dir_fd());
+  sandbox.confine_launcher(removable);
 
   Supervisor supervisor(std::move(core_process), std::move(devices), std::move(signals));
   int status = supervisor.run();
   ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-  if (serial_spec.kind == SerialSpec::Kind::kUnix) ::unlink(serial_spec.path.c_str());
   return status;
 }
 

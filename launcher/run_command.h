@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "launcher/options.h"
+#include "launcher/sandbox.h"
 
 namespace bulkhead::launcher {
 
@@ -21,6 +22,7 @@ struct RunOptions {
   uint32_t device_poll_us = 200;
   std::vector<std::string> disks;        // PATH[,ro]: LUNs of one virtio-scsi device process
   std::vector<std::string> vhost_user;   // type=scsi|blk|net,socket=PATH: a third-party back-end
+  SandboxRequest sandbox;
 };
 
 struct VhostUserSpec {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <linux/sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -42,13 +43,13 @@ std::string executable_dir() {
   return dir.substr(0, dir.rfind('/'));
 }
 
-RoleProcess spawn_role(const std::string& executable, const std::string& role) {
+RoleProcess spawn_role(const std::string& executable, const std::string& role, const SpawnOptions& options) {
   int pair[2];
   // A connected pair of SEQPACKET sockets: ours and the child's control socket.
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) throw_errno("socketpair");
   UniqueFd ours(pair[0]), theirs(pair[1]);
 
-  // Everything the child needs is prepared before fork(): after it, only syscalls.
+  // Everything the child needs is prepared before clone3(): after it, only system calls.
   std::vector<std::string> env_strings = scrubbed_environment();
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
@@ -56,16 +57,36 @@ RoleProcess spawn_role(const std::string& executable, const std::string& role) {
   std::string argv0 = role;
   char* argv[] = {argv0.data(), nullptr};
   pid_t parent = ::getpid();
+  const std::string& context = options.selinux_context;
 
-  pid_t pid = ::fork();
-  if (pid < 0) throw_errno("fork");
+  int pidfd = -1;
+  clone_args args{};
+  args.flags = CLONE_PIDFD;
+  if (options.namespaces) args.flags |= CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP;
+  if (options.cgroup_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(options.cgroup_fd);
+  }
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  // clone3 with the args above; the child continues below with a copy of our memory.
+  pid_t pid = static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+  if (pid < 0) throw_errno("starting " + role + " (clone3)");
   if (pid == 0) {
-    // Child: async-signal-safe calls only.
+    // Child: async-signal-safe system calls only.
     ::setsid();
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
+    // Outside a new pid namespace, check the launcher did not die before the line above; in
+    // one, getppid() is 0 and a dead launcher shows as a hung-up control socket instead.
+    if (!options.namespaces && ::getppid() != parent) ::_exit(127);
     if (::dup2(theirs.get(), ipc::kControlFd) < 0) ::_exit(127);
     ::syscall(SYS_close_range, ipc::kControlFd + 1, ~0u, 0);
+    if (!context.empty()) {
+      // The SELinux domain the next execve enters (what setexeccon does, without libselinux).
+      int attr = ::open("/proc/thread-self/attr/exec", O_WRONLY | O_CLOEXEC);
+      if (attr < 0 || ::write(attr, context.c_str(), context.size()) != static_cast<ssize_t>(context.size())) ::_exit(126);
+      ::close(attr);
+    }
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -75,9 +96,7 @@ RoleProcess spawn_role(const std::string& executable, const std::string& role) {
   RoleProcess process;
   process.role = role;
   process.pid = pid;
-  // pidfd_open on our own child: lets poll() tell us when it exits.
-  process.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (!process.pidfd) throw_errno("pidfd_open");
+  process.pidfd.reset(pidfd);
   process.control.emplace(std::move(ours));
   return process;
 }
@@ -94,6 +113,7 @@ std::string describe_exit(const RoleProcess& process) {
   int s = process.wait_status;
   if (WIFEXITED(s)) {
     if (WEXITSTATUS(s) == 127) return "could not be started";
+    if (WEXITSTATUS(s) == 126) return "could not enter its SELinux domain";
     return "exited with status " + std::to_string(WEXITSTATUS(s));
   }
   if (WIFSIGNALED(s))

@@ -37,9 +37,18 @@ class FdList {
   std::vector<int> fds_;
 };
 
-// Forks and execs `executable` in a new session, with PR_SET_PDEATHSIG so it dies with us,
-// an empty environment (but for sanitizer settings) and only its control socket open.
-RoleProcess spawn_role(const std::string& executable, const std::string& role);
+struct SpawnOptions {
+  // New mount, pid, ipc, uts, net and cgroup namespaces (the role is pid 1 of its own).
+  bool namespaces = false;
+  // Start inside this cgroup (a directory descriptor), or -1.
+  int cgroup_fd = -1;
+  // SELinux context to exec into (the role's domain at the VM's categories), or "".
+  std::string selinux_context;
+};
+
+// Starts `executable` (clone3) in a new session, with PR_SET_PDEATHSIG so it dies with us, an
+// empty environment (but for sanitizer settings) and only its control socket open.
+RoleProcess spawn_role(const std::string& executable, const std::string& role, const SpawnOptions& options = {});
 
 // Reaps `process` if it has exited (non-blocking); returns true once reaped.
 bool try_reap(RoleProcess& process);

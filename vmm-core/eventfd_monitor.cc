@@ -1,7 +1,7 @@
 #include "vmm-core/eventfd_monitor.h"
 
-#include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -20,7 +20,8 @@ EventfdMonitor::EventfdMonitor() {
   // Registers our own wake-up eventfd.
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &ev) != 0) throw_errno("epoll_ctl");
   thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "bh-irq-monitor");
+    // Names this thread without /proc.
+    ::prctl(PR_SET_NAME, "bh-irq-monitor", 0, 0, 0);
     run();
   });
 }

@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "ipc/control.pb.h"
 #include "ipc/control_channel.h"
+#include "policy/confine.h"
 #include "vmm-core/vm.h"
 
 using namespace bulkhead;
@@ -17,6 +18,8 @@ int main() {
     ipc::StartRole start;
     std::vector<UniqueFd> fds;
     if (!control.receive(start, fds) || !start.has_core()) throw InputError("no core configuration received");
+    // Before the core talks to any device process (they are peers, not trusted).
+    policy::confine(start.confinement(), "core", "bh-core");
     ipc::VmStopped stopped;
     {
       core::Vm vm(start.core(), fds);

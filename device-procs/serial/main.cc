@@ -7,6 +7,7 @@
 #include "device-procs/serial/serial_device.h"
 #include "ipc/control.pb.h"
 #include "ipc/control_channel.h"
+#include "policy/confine.h"
 
 #include <sys/epoll.h>
 
@@ -20,6 +21,7 @@ int main() {
     std::vector<UniqueFd> fds;
     if (!control.receive(start, fds) || !start.has_device() || !start.device().has_serial())
       throw InputError("no serial device configuration received");
+    policy::confine(start.confinement(), "serial", "bh-serial");
     const ipc::DeviceConfig& config = start.device();
     const ipc::SerialConfig& serial = config.serial();
 

@@ -13,6 +13,7 @@
 #include "device-procs/virtio-scsi/virtio_scsi.h"
 #include "ipc/control.pb.h"
 #include "ipc/control_channel.h"
+#include "policy/confine.h"
 #include "vhost-user/backend.h"
 
 using namespace bulkhead;
@@ -55,6 +56,7 @@ int main() {
     std::vector<UniqueFd> fds;
     if (!control.receive(start, fds) || !start.has_device() || !start.device().has_virtio_scsi())
       throw InputError("no virtio-scsi configuration received");
+    policy::confine(start.confinement(), "virtio-scsi", "bh-virtio-scsi");
     const ipc::VirtioScsiConfig& config = start.device().virtio_scsi();
     std::vector<device::VirtioScsi::Disk> disks;
     for (const ipc::VirtioScsiDisk& d : config.disks()) {

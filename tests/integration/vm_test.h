@@ -19,6 +19,17 @@ class VmTest : public ::testing::Test {
     if (IsSkipped()) return;
     EXPECT_TRUE(wait_for_no_role_processes().empty()) << "a bh-* process outlived its VM";
   }
+  // stderr without the launcher's "bulkhead: note: ..." lines (no cgroup v2, no SELinux).
+  static std::string without_notes(const std::string& err) {
+    std::string kept;
+    for (size_t start = 0; start < err.size();) {
+      size_t end = err.find('\n', start);
+      end = end == std::string::npos ? err.size() : end + 1;
+      if (err.compare(start, 16, "bulkhead: note: ") != 0) kept += err.substr(start, end - start);
+      start = end;
+    }
+    return kept;
+  }
   static std::vector<std::string> run_args(std::vector<std::string> extra) {
     std::vector<std::string> args = {bulkhead(), "run"};
     args.insert(args.end(), extra.begin(), extra.end());
