@@ -76,7 +76,7 @@ class Supervisor {
 
  private:
   bool on_core_message();
-  void terminate_all(int sig);
+  void kill_all();
   void wait_for_devices();
 
   RoleProcess core_;
@@ -100,14 +100,12 @@ bool Supervisor::on_core_message() {
   return true;
 }
 
-void Supervisor::terminate_all(int sig) {
+void Supervisor::kill_all() {
   // Roles run as pid 1 of their own pid namespace, where SIGTERM without a handler is
   // ignored; SIGKILL always ends them.
-  (void)sig;
-  sig = SIGKILL;
-  if (!core_.reaped) ::kill(core_.pid, sig);
+  if (!core_.reaped) ::kill(core_.pid, SIGKILL);
   for (auto& d : devices_)
-    if (!d.reaped) ::kill(d.pid, sig);
+    if (!d.reaped) ::kill(d.pid, SIGKILL);
 }
 
 void Supervisor::wait_for_devices() {
@@ -139,7 +137,7 @@ int Supervisor::run() {
       // One siginfo record from our signalfd.
       if (::read(signals_.get(), &info, sizeof info) == sizeof info && !interrupted_by_) {
         interrupted_by_ = static_cast<int>(info.ssi_signo);
-        terminate_all(SIGTERM);
+        kill_all();
       }
     }
     if (fds[2].revents & POLLIN) on_core_message();
@@ -247,21 +245,25 @@ int run_vm(const RunOptions& options) {
     disks.push_back(open_disk(spec));
     largest_disk = std::max(largest_disk, disks.back().size);
   }
-  std::vector<std::pair<VhostUserSpec, UniqueFd>> backends;
-  for (const std::string& text : options.vhost_user) {
-    VhostUserSpec spec = parse_vhost_user(text);
-    UniqueFd socket = connect_unix(spec.socket);
-    backends.emplace_back(std::move(spec), std::move(socket));
-  }
+  std::vector<VhostUserSpec> backend_specs;
+  for (const std::string& text : options.vhost_user) backend_specs.push_back(parse_vhost_user(text));
   UniqueFd kvm = open_file("/dev/kvm", O_RDWR, "KVM device");
 
   VmSandbox sandbox = VmSandbox::prepare(options.sandbox, limits_for(memory, options.cpus));
   for (DiskImage& disk : disks) sandbox.label_image(disk.fd.get(), disk.read_only, disk.path);
-  // Sockets made from here on (the console's, every socket between the VM's processes)
-  // carry the VM's label.
+  sandbox.label_image(kernel.get(), true, kernel_path);
+  if (initrd) sandbox.label_image(initrd.get(), true, *options.initrd);
+  // Sockets made from here on (the console's, those to vhost-user back-ends, every socket
+  // between the VM's processes) carry the VM's label.
   std::optional<SvirtLabels::SocketLabelScope> socket_label;
   if (sandbox.labels()) socket_label.emplace(sandbox.labels()->socket_context());
   SerialStreams serial = open_serial(serial_spec);
+  std::vector<std::pair<VhostUserSpec, UniqueFd>> backends;
+  for (VhostUserSpec& spec : backend_specs) {
+    UniqueFd socket = connect_unix(spec.socket);
+    backends.emplace_back(std::move(spec), std::move(socket));
+  }
+  if (serial_spec.kind == SerialSpec::Kind::kFile) sandbox.label_log(serial.output.get(), serial_spec.path);
 
   int pair[2];
   // The legacy device protocol socket between the core and the serial device.

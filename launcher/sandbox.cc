@@ -143,7 +143,13 @@ ipc::Confinement VmSandbox::confinement(const std::string& role, const RoleLimit
 }
 
 void VmSandbox::label_image(int fd, bool read_only, const std::string& path) {
-  if (labels_) labels_->label_file(fd, read_only ? "bulkhead_image_ro_t" : "bulkhead_image_t", "disk image " + path);
+  if (!labels_) return;
+  if (read_only) labels_->label_file(fd, "bulkhead_image_ro_t", path, false);
+  else labels_->label_file(fd, "bulkhead_image_t", path);
+}
+
+void VmSandbox::label_log(int fd, const std::string& path) {
+  if (labels_) labels_->label_file(fd, "bulkhead_log_t", path, false);
 }
 
 void VmSandbox::confine_launcher(std::vector<int> removable_dirs) const {

@@ -63,8 +63,10 @@ class VmSandbox {
   // How to start role `role` ("core", "serial", "virtio-scsi").
   SpawnOptions spawn_options(const std::string& role) const;
   ipc::Confinement confinement(const std::string& role, const RoleLimits& limits) const;
-  // Labels an image the VM opens (no-op without SELinux).
+  // Label files the VM's processes use (no-op without SELinux): a disk image (the VM's own,
+  // or a shared read-only one), the kernel and initrd (read-only), the console log.
   void label_image(int fd, bool read_only, const std::string& path);
+  void label_log(int fd, const std::string& path);
 
   // The launcher, once every process of the VM runs, confines itself too: it keeps only
   // what supervising needs. `removable_dirs`: directories (held open) where it must delete

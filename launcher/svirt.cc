@@ -62,7 +62,7 @@ std::string SvirtLabels::file_context(const std::string& type) const {
   return "system_u:object_r:" + type + ":" + (type == "bulkhead_image_ro_t" ? std::string("s0") : mcs_);
 }
 
-void SvirtLabels::label_file(int fd, const std::string& type, const std::string& what) {
+void SvirtLabels::label_file(int fd, const std::string& type, const std::string& what, bool restore) {
   Relabelled entry;
   char* original = nullptr;
   // fgetfilecon_raw allocates the label string; freecon releases it.
@@ -74,6 +74,7 @@ void SvirtLabels::label_file(int fd, const std::string& type, const std::string&
   }
   std::string context = file_context(type);
   if (fsetfilecon_raw(fd, context.c_str()) != 0) throw_errno("labelling " + what + " " + context);
+  if (!restore) return;
   // Our own descriptor, so the label is restored on the same file even if it is renamed.
   entry.fd.reset(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
   if (!entry.fd) throw_errno("dup");

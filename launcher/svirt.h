@@ -38,9 +38,11 @@ class SvirtLabels {
   // "system_u:object_r:<type>:s0:cA,cB", or at plain s0 for the shared read-only image type.
   std::string file_context(const std::string& type) const;
 
-  // Relabels the open file (an image, the state directory) to `type` at the VM's categories,
-  // remembering its original label. Throws SystemError naming `what` if SELinux refuses.
-  void label_file(int fd, const std::string& type, const std::string& what);
+  // Relabels the open file (an image, the state directory) to `type` at the VM's categories.
+  // With `restore`, its original label comes back at the end. Read-only files shared by
+  // several VMs keep their label (as libvirt does): restoring it would cut off a VM still
+  // using them. Throws SystemError naming `what` if SELinux refuses.
+  void label_file(int fd, const std::string& type, const std::string& what, bool restore = true);
   // Restores every original label now (also done by the destructor).
   void restore_files();
   // The label of every socket of the VM: devices may only use sockets of their own VM.

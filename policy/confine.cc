@@ -15,9 +15,9 @@
 #include <grp.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
-#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <sstream>
@@ -53,19 +53,10 @@ struct LandlockRulesetAttr {
   uint64_t scoped;              // ABI 6
 };
 
-std::string read_link(const char* path) {
-  char buffer[PATH_MAX];
-  // readlink into a local buffer; the result is not NUL-terminated.
-  ssize_t n = ::readlink(path, buffer, sizeof buffer - 1);
-  return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string();
-}
-
 void empty_root() {
-  // Only ever in a mount namespace of our own: never move the host's root.
-  std::string mine = read_link("/proc/self/ns/mnt");
-  std::string init = read_link("/proc/1/ns/mnt");
-  if (mine.empty() || mine == init) throw InputError("refusing to pivot_root outside a private mount namespace");
-  // Mount calls below act on our private namespace only, as just checked.
+  // A mount namespace of our own (nested in the one the launcher gave a role), so that the
+  // calls below can never touch the host's mounts.
+  if (::unshare(CLONE_NEWNS) != 0) throw_errno("unshare(CLONE_NEWNS)");
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) throw_errno("making mounts private");
   if (::mount("bulkhead-root", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=4,mode=0555") != 0)
     throw_errno("mounting the empty root");
@@ -144,6 +135,20 @@ void restrict_landlock(const std::vector<int>& removable = {}, bool may_signal =
 }
 
 #ifdef BULKHEAD_SELFTEST_HOOKS
+long connect_unix(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  // A throw-away socket connecting to `path`, closed again; a forbidden attempt in a self-test.
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fd;
+  long r = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int saved = errno;
+  ::close(fd);
+  errno = saved;
+  return r;
+}
+
 // Tries each "stage:call[=arg]" of `spec` that belongs to `stage`, reporting what happened
 // (if the process survives it).
 void selftest(const std::string& spec, const std::string& stage, const std::string& role) {
@@ -157,6 +162,7 @@ void selftest(const std::string& spec, const std::string& stage, const std::stri
     // Deliberately forbidden system calls, each with harmless arguments.
     if (call == "open") r = ::open(arg.empty() ? "/etc/passwd" : arg.c_str(), O_RDONLY | O_CLOEXEC);
     else if (call == "socket") r = ::socket(AF_INET, SOCK_STREAM, 0);
+    else if (call == "connect") r = connect_unix(arg);
     else if (call == "execve") r = ::execl("/bin/true", "true", nullptr);
     else if (call == "ptrace") r = ::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr);
     else if (call == "kill") r = ::kill(arg.empty() ? 1 : std::stoi(arg), 0);
@@ -190,8 +196,6 @@ void check_leaks_before_confinement() {
 void confine_supervisor(const SupervisorConfinement& c) {
   std::vector<Rule> rules = load_policy("supervisor");
   check_leaks_before_confinement();
-  // A mount namespace of our own, so the empty root below is ours alone.
-  if (::unshare(CLONE_NEWNS) != 0) throw_errno("unshare(CLONE_NEWNS)");
   empty_root();
   set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE");
   // Supplementary groups go; the real uid becomes the VM's (see confine.h).

@@ -41,6 +41,7 @@ const std::map<std::string, uint64_t>& constants() {
       {"F_GET_SEALS", F_GET_SEALS},
       {"F_ADD_SEALS", F_ADD_SEALS},
       {"CLONE_THREAD_FLAGS", kCloneThreadFlags},
+      {"SIGKILL", SIGKILL},
       {"PR_SET_NAME", PR_SET_NAME},
       {"PR_GET_NAME", PR_GET_NAME},
       {"TCGETS", TCGETS},

@@ -99,6 +99,29 @@ TEST_F(DeviceCommandTest, ReplacesAStaleSocketAndServesReconnects) {
   EXPECT_NE(::access(path.c_str(), F_OK), 0) << "socket removed at exit";
 }
 
+TEST_F(DeviceCommandTest, EachFrontEndGetsAConfinedDeviceProcess) {
+  if (::geteuid() != 0) GTEST_SKIP() << "confinement needs root; this test runs as uid " << ::geteuid();
+  std::string path = dir_.file("confined.sock");
+  Subprocess device({bulkhead(), "device", "virtio-scsi", "--socket", path, "--disk", image()}, false);
+  ASSERT_TRUE(device.wait_for("listening on", 10s, true)) << device.err();
+  int fd = connect_to(path);
+  ASSERT_GE(fd, 0);
+  uint32_t header[3] = {1, 1, 0};  // GET_FEATURES
+  ASSERT_EQ(::write(fd, header, sizeof header), 12);
+  uint32_t reply[5];
+  ASSERT_EQ(::read(fd, reply, sizeof reply), 20) << "the device process answers";
+  std::map<std::string, pid_t> roles = roles_of(device.pid());
+  ASSERT_EQ(roles.count("bh-virtio-scsi"), 1u) << device.err();
+  pid_t pid = roles["bh-virtio-scsi"];
+  EXPECT_EQ(proc_status(pid, "Seccomp"), "2");
+  EXPECT_EQ(proc_status(pid, "NoNewPrivs"), "1");
+  EXPECT_EQ(proc_status(pid, "CapEff"), "0000000000000000");
+  EXPECT_GE(std::stoul(proc_status(pid, "Uid")), 1900000000ul) << "a uid of its own";
+  ::close(fd);
+  device.signal(SIGTERM);
+  EXPECT_EQ(device.wait(30s), 128 + SIGTERM);
+}
+
 TEST_F(DeviceCommandTest, ASocketInUseIsRefused) {
   std::string path = dir_.file("busy.sock");
   Subprocess first({bulkhead(), "device", "virtio-scsi", "--socket", path, "--disk", image()}, false);

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -165,6 +166,38 @@ std::vector<pid_t> role_processes() {
   return pids;
 }
 
+std::map<std::string, pid_t> roles_of(pid_t launcher) {
+  std::map<std::string, pid_t> roles;
+  for (pid_t pid : role_processes()) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    size_t close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(line.substr(close + 2));
+    std::string state;
+    pid_t parent = 0;
+    fields >> state >> parent;
+    if (parent != launcher) continue;
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    roles[name] = pid;
+  }
+  return roles;
+}
+
+std::string proc_status(pid_t pid, const std::string& field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind(field + ":", 0) == 0) {
+      std::string value = line.substr(field.size() + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      return value;
+    }
+  return "";
+}
+
 std::vector<pid_t> wait_for_no_role_processes(std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
@@ -182,7 +215,7 @@ std::string kvm_unavailable_reason() {
 }
 
 bool have_program(const std::string& name) {
-  for (const char* dir : {"/usr/bin/", "/bin/", "/usr/local/bin/"})
+  for (const char* dir : {"/usr/bin/", "/bin/", "/usr/local/bin/", "/usr/sbin/", "/sbin/"})
     if (::access((dir + name).c_str(), X_OK) == 0) return true;
   return false;
 }

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,10 @@ std::string test_guest();
 
 // PIDs of every process whose name starts with "bh-" (Bulkhead's role processes).
 std::vector<pid_t> role_processes();
+// The role processes `launcher` started, by name ("bh-core", ...).
+std::map<std::string, pid_t> roles_of(pid_t launcher);
+// One field of /proc/<pid>/status ("Seccomp", "Uid", ...), without its name and leading blanks.
+std::string proc_status(pid_t pid, const std::string& field);
 // Waits up to `timeout` for no role process to exist; returns the ones left.
 std::vector<pid_t> wait_for_no_role_processes(std::chrono::milliseconds timeout = 5s);
 
