@@ -153,10 +153,16 @@ VmIdentity VmIdentity::create(const IdentityRequest& request) {
     if (!S_ISDIR(st.st_mode)) throw InputError(id.state_dir_ + " exists and is not a directory");
     if (alive(id.state_dir_))
       throw InputError("a VM named '" + id.leaf_ + "' is already running (state in " + id.state_dir_ + ")");
-    remove_state(id.root_fd_.get(), id.leaf_);  // left by a launcher that was killed
-    if (::lstat(id.state_dir_.c_str(), &st) == 0)
-      throw InputError(id.state_dir_ + " holds files Bulkhead did not create; remove them or pick another --state-dir");
   }
+  // State left by launchers that were killed (their VM's processes died with them) goes, ours
+  // included; a directory holding anything else stays.
+  for_each_entry(root, [&](const std::string& n) {
+    std::string dir = root + "/" + n;
+    if (n[0] != '.' && ::lstat((dir + "/launcher").c_str(), &st) == 0 && !alive(dir)) remove_state(id.root_fd_.get(), n);
+  });
+  ::unlinkat(id.root_fd_.get(), id.leaf_.c_str(), AT_REMOVEDIR);  // an empty directory is fine to take over
+  if (::lstat(id.state_dir_.c_str(), &st) == 0)
+    throw InputError(id.state_dir_ + " holds files Bulkhead did not create; remove them or pick another --state-dir");
   std::vector<uint32_t> reserved = reserved_uids(root);
   if (request.uid) {
     if (*request.uid == 0) throw InputError("--uid 0 would run the VM as root");

@@ -196,6 +196,10 @@ void check_leaks_before_confinement() {
 void confine_supervisor(const SupervisorConfinement& c) {
   std::vector<Rule> rules = load_policy("supervisor");
   check_leaks_before_confinement();
+  // Like its roles, the supervisor leaves the host's ipc, uts, network and cgroup namespaces
+  // (the mount namespace follows in empty_root). It has no children left to start, so a pid
+  // namespace would change nothing.
+  if (::unshare(CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP) != 0) throw_errno("unshare");
   empty_root();
   set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE");
   // Supplementary groups go; the real uid becomes the VM's (see confine.h).

@@ -20,8 +20,8 @@ namespace bulkhead::policy {
 // Throws SystemError naming the step that failed. `policy` names policy/<policy>.policy.
 void confine(const ipc::Confinement& confinement, const std::string& policy, const std::string& role);
 
-// The supervisor (the launcher once the VM's processes run) confines itself: a private
-// mount namespace with an empty root; the VM's uid as its real uid, so it may signal the
+// The supervisor (the launcher once the VM's processes run) confines itself: new ipc, uts,
+// net and cgroup namespaces, a private mount namespace with an empty root; the VM's uid as its real uid, so it may signal the
 // VM's processes without CAP_KILL, while the effective uid 0 keeps ownership of the state
 // directory and cgroup it removes at the end; no capability left (but CAP_FOWNER when
 // `keep_fowner`: restoring SELinux labels of images root does not own); no_new_privs;

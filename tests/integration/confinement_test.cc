@@ -105,7 +105,8 @@ TEST_F(ConfinementTest, EveryProcessIsConfined) {
   EXPECT_EQ(proc_status(vm.pid(), "CapEff"), "0000000000000000");
   EXPECT_EQ(proc_status(vm.pid(), "CapBnd"), "0000000000000000");
   EXPECT_EQ(proc_status(vm.pid(), "Uid").substr(0, uid.size() + 1), uid + "\t");
-  EXPECT_NE(ns_of(vm.pid(), "mnt"), ns_of(::getpid(), "mnt"));
+  for (const char* ns : {"mnt", "net", "ipc", "uts", "cgroup"})
+    EXPECT_NE(ns_of(vm.pid(), ns), ns_of(::getpid(), ns)) << "the launcher's " << ns << " namespace";
   EXPECT_TRUE(directory_is_empty("/proc/" + std::to_string(vm.pid()) + "/root/"));
 
   vm.write_stdin("ping\n");

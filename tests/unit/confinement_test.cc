@@ -243,11 +243,16 @@ TEST_F(VmIdentityTest, ANameInUseIsRefusedAndAStaleOneReplaced) {
       EXPECT_NE(std::string(e.what()).find("already running"), std::string::npos) << e.what();
     }
   }
-  // A launcher that was killed leaves its directory; its recorded process is gone.
-  ASSERT_EQ(::mkdir(root_.file("dup").c_str(), 0700), 0);
-  std::ofstream(root_.file("dup/launcher")) << "999999999 1\n";
-  std::ofstream(root_.file("dup/uid")) << launcher::kFirstVmUid << "\n";
+  // Launchers that were killed leave their directories; their recorded processes are gone.
+  for (const char* name : {"dup", "other"}) {
+    ASSERT_EQ(::mkdir(root_.file(name).c_str(), 0700), 0);
+    std::ofstream(root_.file(std::string(name) + "/launcher")) << "999999999 1\n";
+    std::ofstream(root_.file(std::string(name) + "/uid")) << launcher::kFirstVmUid << "\n";
+  }
+  ASSERT_EQ(::mkdir(root_.file("not-ours").c_str(), 0700), 0);
   EXPECT_NO_THROW(VmIdentity::create(request("dup")));
+  EXPECT_NE(::access(root_.file("other").c_str(), F_OK), 0) << "every stale VM directory is swept";
+  EXPECT_EQ(::access(root_.file("not-ours").c_str(), F_OK), 0) << "a directory without a launcher file stays";
 }
 
 TEST_F(VmIdentityTest, BadRequestsAreRefused) {
@@ -265,6 +270,10 @@ TEST_F(VmIdentityTest, BadRequestsAreRefused) {
   r = request("second");
   r.uid = a.uid();
   EXPECT_THROW(VmIdentity::create(r), InputError) << "a uid another running VM holds";
+  ASSERT_EQ(::mkdir(root_.file("full").c_str(), 0700), 0);
+  std::ofstream(root_.file("full/data")) << "x";
+  EXPECT_THROW(VmIdentity::create(request("full")), InputError) << "a directory with somebody else's files";
+  EXPECT_EQ(::access(root_.file("full/data").c_str(), F_OK), 0);
   std::ofstream(root_.file("file")) << "x";
   EXPECT_THROW(VmIdentity::create(request("file")), InputError) << "a state directory that is a file";
 }
