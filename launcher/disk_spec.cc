@@ -36,6 +36,18 @@ DiskImage open_disk(const std::string& spec) {
   } else {
     throw InputError("disk image '" + disk.path + "' is not a regular file or block device");
   }
+  // A lock on the open file description, so it travels with the descriptor to the device
+  // process and lasts as long as that holds it: no second VM (nor QEMU, whose image locks
+  // overlap it) writes the image at the same time, and nobody writes a shared read-only one.
+  struct flock lock {};
+  lock.l_type = disk.read_only ? F_RDLCK : F_WRLCK;
+  lock.l_whence = SEEK_SET;  // l_start = l_len = 0: the whole file
+  if (::fcntl(disk.fd.get(), F_OFD_SETLK, &lock) != 0) {
+    if (errno != EAGAIN && errno != EACCES) throw InputError("cannot lock disk image '" + disk.path + "': " + std::strerror(errno));
+    throw InputError("disk image '" + disk.path + "' is in use by another process" +
+                     (disk.read_only ? std::string(" that writes it") : std::string()) +
+                     "; give each VM its own image, or share it read-only with ,ro");
+  }
   if (disk.size < 512) throw InputError("disk image '" + disk.path + "' is smaller than one 512-byte block");
   if (disk.size % 512)
     throw InputError("disk image '" + disk.path + "' is " + std::to_string(disk.size) + " bytes, not a multiple of 512");

@@ -17,7 +17,8 @@ struct DiskImage {
 
 // Parses "PATH[,ro]" and opens the image (read-write unless ro). Throws InputError naming
 // the problem: missing file, not a regular file or block device, smaller than 512 bytes,
-// unknown option.
+// unknown option, in use (a read-write image is locked for writing, a read-only one for
+// reading, with open-file-description locks that the descriptor carries along).
 DiskImage open_disk(const std::string& spec);
 
 }  // namespace bulkhead::launcher

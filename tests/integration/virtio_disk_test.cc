@@ -94,6 +94,24 @@ TEST_F(VirtioDiskTest, ThirdPartyBackEndQemuStorageDaemon) {
   EXPECT_EQ(verified_sites(image, 131072), kSites);
 }
 
+TEST_F(VirtioDiskTest, AnImageInUseIsLocked) {
+  std::string image = make_image(dir_.file("busy.img"), 1 << 20);
+  std::string shared = make_image(dir_.file("shared.img"), 1 << 20);
+  Subprocess first(run_args({"--disk", image, "--disk", shared + ",ro", "--cmdline", "echo"}), true);
+  ASSERT_TRUE(first.wait_for("BH-READY echo", 60s)) << first.err();
+  for (const std::string& disk : {image, image + ",ro", shared}) {
+    Subprocess second(run_args({"--disk", disk, "--cmdline", "hello"}), false);
+    EXPECT_EQ(second.wait(30s), 2) << disk;
+    EXPECT_NE(second.err().find("is in use by another process"), std::string::npos) << second.err();
+  }
+  Subprocess reader(run_args({"--disk", shared + ",ro", "--cmdline", "hello"}), false);
+  EXPECT_EQ(reader.wait(60s), 0) << "read-only images are shared: " << reader.err();
+  first.signal(SIGTERM);
+  first.wait(30s);
+  Subprocess after(run_args({"--disk", image, "--cmdline", "hello"}), false);
+  EXPECT_EQ(after.wait(60s), 0) << "the lock goes with the VM: " << after.err();
+}
+
 TEST_F(VirtioDiskTest, VhostUserSocketThatDoesNotExistIsAUsageError) {
   Subprocess vm(run_args({"--vhost-user", "type=blk,socket=" + dir_.file("absent.sock")}), false);
   EXPECT_EQ(vm.wait(30s), 2);
