@@ -4,6 +4,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -11,6 +12,11 @@
 #include "common/error.h"
 
 namespace bulkhead::launcher {
+
+namespace {
+constexpr int kLockAttempts = 50;
+constexpr useconds_t kLockRetryUs = 20000;  // 1 s in all
+}  // namespace
 
 DiskImage open_disk(const std::string& spec) {
   DiskImage disk;
@@ -42,7 +48,14 @@ DiskImage open_disk(const std::string& spec) {
   struct flock lock {};
   lock.l_type = disk.read_only ? F_RDLCK : F_WRLCK;
   lock.l_whence = SEEK_SET;  // l_start = l_len = 0: the whole file
-  if (::fcntl(disk.fd.get(), F_OFD_SETLK, &lock) != 0) {
+  // A VM that just ended may hold it a moment longer (a killed device's io_uring is torn
+  // down asynchronously): a short grace before calling the image busy.
+  int rc;
+  for (int attempt = 0; (rc = ::fcntl(disk.fd.get(), F_OFD_SETLK, &lock)) != 0 && (errno == EAGAIN || errno == EACCES) &&
+                        attempt < kLockAttempts;
+       ++attempt)
+    ::usleep(kLockRetryUs);
+  if (rc != 0) {
     if (errno != EAGAIN && errno != EACCES) throw InputError("cannot lock disk image '" + disk.path + "': " + std::strerror(errno));
     throw InputError("disk image '" + disk.path + "' is in use by another process" +
                      (disk.read_only ? std::string(" that writes it") : std::string()) +

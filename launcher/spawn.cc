@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +32,22 @@ std::vector<std::string> scrubbed_environment() {
   }
   return env;
 }
+
+// Our stderr for a role. A terminal is usually open read-write, and a role could read what
+// the operator types through it: it gets the terminal reopened write-only instead.
+UniqueFd write_only_stderr() {
+  struct stat st;
+  int flags = ::fcntl(STDERR_FILENO, F_GETFL);
+  // fstat/fcntl on our own stderr.
+  if (::fstat(STDERR_FILENO, &st) == 0 && S_ISCHR(st.st_mode) && flags >= 0 && (flags & O_ACCMODE) != O_WRONLY) {
+    UniqueFd reopened(::open("/proc/self/fd/2", O_WRONLY | O_NOCTTY | O_CLOEXEC));
+    if (reopened) return reopened;
+  }
+  UniqueFd same(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0));
+  if (!same) return UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC));  // no stderr at all
+  return same;
+}
+
 }  // namespace
 
 std::string executable_dir() {
@@ -48,6 +65,14 @@ RoleProcess spawn_role(const std::string& executable, const std::string& role, c
   // A connected pair of SEQPACKET sockets: ours and the child's control socket.
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) throw_errno("socketpair");
   UniqueFd ours(pair[0]), theirs(pair[1]);
+  // The role's stdin and stdout: /dev/null; its stderr (its log): ours, write-only.
+  UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!null) throw_errno("opening /dev/null");
+  UniqueFd log = write_only_stderr();
+  // All above every descriptor the child sets up (0-3), so no dup2 below overwrites another.
+  UniqueFd control_high(::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 10)), null_high(::fcntl(null.get(), F_DUPFD_CLOEXEC, 10)),
+      log_high(::fcntl(log.get(), F_DUPFD_CLOEXEC, 10));
+  if (!control_high || !null_high || !log_high) throw_errno("fcntl(F_DUPFD_CLOEXEC)");
 
   // Everything the child needs is prepared before clone3(): after it, only system calls.
   std::vector<std::string> env_strings = scrubbed_environment();
@@ -79,7 +104,9 @@ RoleProcess spawn_role(const std::string& executable, const std::string& role, c
     // Outside a new pid namespace, check the launcher did not die before the line above; in
     // one, getppid() is 0 and a dead launcher shows as a hung-up control socket instead.
     if (!options.namespaces && ::getppid() != parent) ::_exit(127);
-    if (::dup2(theirs.get(), ipc::kControlFd) < 0) ::_exit(127);
+    if (::dup2(null_high.get(), STDIN_FILENO) < 0 || ::dup2(null_high.get(), STDOUT_FILENO) < 0 ||
+        ::dup2(log_high.get(), STDERR_FILENO) < 0 || ::dup2(control_high.get(), ipc::kControlFd) < 0)
+      ::_exit(127);
     ::syscall(SYS_close_range, ipc::kControlFd + 1, ~0u, 0);
     if (!context.empty()) {
       // The SELinux domain the next execve enters (what setexeccon does, without libselinux).

@@ -47,7 +47,8 @@ struct SpawnOptions {
 };
 
 // Starts `executable` (clone3) in a new session, with PR_SET_PDEATHSIG so it dies with us, an
-// empty environment (but for sanitizer settings) and only its control socket open.
+// empty environment (but for sanitizer settings), /dev/null as stdin and stdout, our stderr
+// (a terminal reopened write-only) and its control socket on fd 3; nothing else.
 RoleProcess spawn_role(const std::string& executable, const std::string& role, const SpawnOptions& options = {});
 
 // Reaps `process` if it has exited (non-blocking); returns true once reaped.

@@ -62,8 +62,17 @@ void empty_root() {
     throw_errno("mounting the empty root");
   if (::chdir("/tmp") != 0) throw_errno("chdir to the empty root");
   // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only ours.
-  if (::syscall(SYS_pivot_root, ".", ".") != 0) throw_errno("pivot_root");
-  if (::umount2(".", MNT_DETACH) != 0) throw_errno("detaching the old root");
+  if (::syscall(SYS_pivot_root, ".", ".") == 0) {
+    if (::umount2(".", MNT_DETACH) != 0) throw_errno("detaching the old root");
+  } else if (errno == EINVAL) {
+    // The root is the initramfs (rootfs), which cannot be pivoted away: move the empty root
+    // over it and chroot into it, as switch_root does. The old root stays beneath, unreachable
+    // by any path (and CAP_SYS_CHROOT goes with the other capabilities below).
+    if (::mount(".", "/", nullptr, MS_MOVE, nullptr) != 0) throw_errno("moving the empty root over rootfs");
+    if (::chroot(".") != 0) throw_errno("chroot");
+  } else {
+    throw_errno("pivot_root");
+  }
   if (::chdir("/") != 0) throw_errno("chdir /");
   if (::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
     throw_errno("remounting the root read-only");

@@ -76,7 +76,7 @@ BlockBackend::BlockBackend(UniqueFd image, uint64_t size, unsigned depth) : imag
 void restrict_ring_to_file(io_uring& ring, int file) {
   int r = io_uring_register_files(&ring, &file, 1);
   if (r < 0) throw SystemError(-r, "io_uring_register_files");
-  io_uring_restriction rules[6] = {};
+  io_uring_restriction rules[7] = {};
   const uint8_t ops[] = {IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_FALLOCATE};
   for (size_t i = 0; i < std::size(ops); ++i) {
     rules[i].opcode = IORING_RESTRICTION_SQE_OP;
@@ -86,6 +86,8 @@ void restrict_ring_to_file(io_uring& ring, int file) {
   rules[4].sqe_flags = IOSQE_FIXED_FILE;
   rules[5].opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
   rules[5].sqe_flags = IOSQE_FIXED_FILE | IOSQE_IO_DRAIN;
+  rules[6].opcode = IORING_RESTRICTION_REGISTER_OP;
+  rules[6].register_op = IORING_UNREGISTER_FILES;
   // Raw io_uring_register on our own ring: Debian's liburing 2.3 declares
   // io_uring_register_restrictions and io_uring_enable_rings but does not export them.
   if (::syscall(SYS_io_uring_register, ring.ring_fd, IORING_REGISTER_RESTRICTIONS, rules, std::size(rules)) != 0)
@@ -96,6 +98,9 @@ void restrict_ring_to_file(io_uring& ring, int file) {
 
 BlockBackend::~BlockBackend() {
   wait_all();
+  // The ring's teardown finishes asynchronously after close; unregistering the image first
+  // drops the ring's reference (and the image lock with it) before this process exits.
+  io_uring_unregister_files(&ring_);
   io_uring_queue_exit(&ring_);
 }
 

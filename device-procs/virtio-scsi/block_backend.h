@@ -21,8 +21,8 @@ namespace bulkhead::device {
 
 // io_uring operations run in kernel workers that seccomp never sees, so the ring itself is
 // restricted: `ring` (created with IORING_SETUP_R_DISABLED) may only read, write, sync and
-// punch holes in `file`, registered as fixed file kImageSlot, and accepts no further
-// registration. Then it is enabled.
+// punch holes in `file`, registered as fixed file kImageSlot, and accepts no registration
+// but unregistering that file. Then it is enabled.
 inline constexpr int kImageSlot = 0;
 void restrict_ring_to_file(io_uring& ring, int file);
 

@@ -24,12 +24,14 @@ std::string read_text(const std::string& path) {
   return s.str();
 }
 
-std::string ns_of(pid_t pid, const std::string& ns) {
-  char target[64] = {};
-  // readlink of a /proc namespace link names the namespace ("mnt:[4026531832]").
-  ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/ns/" + ns).c_str(), target, sizeof target - 1);
+// Where /proc/<pid>/<link> points: a namespace ("mnt:[4026531832]"), a file.
+std::string link_target(pid_t pid, const std::string& link) {
+  char target[256] = {};
+  ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/" + link).c_str(), target, sizeof target - 1);
   return n > 0 ? std::string(target, static_cast<size_t>(n)) : "";
 }
+
+std::string ns_of(pid_t pid, const std::string& ns) { return link_target(pid, "ns/" + ns); }
 
 bool directory_is_empty(const std::string& path) {
   DIR* d = ::opendir(path.c_str());
@@ -93,6 +95,7 @@ TEST_F(ConfinementTest, EveryProcessIsConfined) {
     for (const char* ns : {"mnt", "pid", "net", "ipc", "uts", "cgroup"})
       EXPECT_NE(ns_of(pid, ns), ns_of(vm.pid(), ns)) << ns << " namespace shared with the launcher";
     EXPECT_TRUE(directory_is_empty("/proc/" + std::to_string(pid) + "/root/")) << "the root is empty";
+    for (int fd : {0, 1}) EXPECT_EQ(link_target(pid, "fd/" + std::to_string(fd)), "/dev/null") << "fd " << fd;
     EXPECT_NE(read_text("/proc/" + std::to_string(pid) + "/limits").find("Max core file size        0"), std::string::npos);
     for (const auto& [other, other_pid] : roles) {
       if (other == role) continue;
@@ -190,7 +193,7 @@ TEST_F(ConfinementTest, TwoVmsCannotReachEachOther) {
 TEST_F(ConfinementTest, ANameInUseIsRefused) {
   Subprocess first(vm_args("twin"), true);
   ASSERT_TRUE(first.wait_for("BH-READY echo", 60s)) << first.err();
-  Subprocess second(vm_args("twin"), false);
+  Subprocess second(run_args({"--cmdline", "hello", "--name", "twin", "--state-dir", dir_.file("twin")}), false);
   EXPECT_EQ(second.wait(30s), 2);
   EXPECT_NE(second.err().find("a VM named 'twin' is already running"), std::string::npos) << second.err();
   EXPECT_TRUE(first.running());

@@ -4,6 +4,8 @@
 #   make-initramfs.sh --kernel-dir DIR --scenario FILE --out FILE.cpio.gz
 #                     [--module NAME]... [--file SRC:DEST]...
 #
+# A --file that is a dynamically linked program brings its shared libraries.
+#
 # At boot /init mounts proc, sys and devtmpfs, loads the modules (with their dependencies, in
 # order), runs the scenario with busybox sh, prints "LAB-EXIT <status>" and powers off.
 set -euo pipefail
@@ -45,6 +47,13 @@ touch "$root/etc/modules"
 for spec in "${files[@]}"; do
   mkdir -p "$root/$(dirname "${spec#*:}")"
   cp "${spec%%:*}" "$root/${spec#*:}"
+  # A dynamically linked program brings its shared libraries along, at their host paths.
+  if file -b "${spec%%:*}" | grep -q 'dynamically linked'; then
+    ldd "${spec%%:*}" | grep -o '/[^ ]*' | while read -r lib; do
+      mkdir -p "$root$(dirname "$lib")"
+      cp -Ln "$lib" "$root$lib"
+    done
+  fi
 done
 cp "$scenario" "$root/scenario"
 cat > "$root/init" <<'INIT'

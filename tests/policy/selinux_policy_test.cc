@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <regex>
 #include <string>
+#include <vector>
 
 #include "tests/support/lab.h"
 #include "tests/support/subprocess.h"
@@ -23,29 +25,38 @@ constexpr const char* kLauncher = "system_u:system_r:bulkhead_launcher_t:s0-s0:c
 std::string domain(const std::string& role, const std::string& mcs) { return "system_u:system_r:bulkhead_" + role + "_t:" + mcs; }
 std::string object(const std::string& type, const std::string& mcs) { return "system_u:object_r:" + type + ":" + mcs; }
 
+// Why the policy module cannot be checked here, or "".
+std::string policy_tools_missing() {
+  if (::access(BULKHEAD_SELINUX_MODULE, R_OK) != 0)
+    return std::string("the policy module was not built (") + BULKHEAD_SELINUX_MODULE + "); install selinux-policy-dev";
+  if (::access("/etc/selinux/default", F_OK) != 0 || ::access("/var/lib/selinux/default", F_OK) != 0 ||
+      !have_program("semodule"))
+    return "Debian's policy store (selinux-policy-default) or semodule is missing";
+  return "";
+}
+
+// Links `modules` (.pp files) into a copy of Debian's policy store under `root`; returns the
+// kernel policy it produced, or "" with the reason in *why.
+std::string link_policy(const std::string& root, const std::vector<std::string>& modules, std::string* why) {
+  std::string command = "mkdir -p " + root + "/etc " + root + "/var/lib && cp -a /etc/selinux " + root +
+                        "/etc/ && cp -a /var/lib/selinux " + root + "/var/lib/ && semodule -p " + root + " -s default -n";
+  for (const std::string& m : modules) command += " -i " + m;
+  std::string output;
+  if (run_command(command + " 2>&1", &output) != 0) {
+    *why = "semodule could not link the modules into the policy: " + output;
+    return "";
+  }
+  return root + "/etc/selinux/default/policy/policy.33";
+}
+
 class SelinuxPolicyTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    std::string module = BULKHEAD_SELINUX_MODULE;
-    if (::access(module.c_str(), R_OK) != 0) {
-      skip_reason_ = "the policy module was not built (" + module + "); install selinux-policy-dev";
-      return;
-    }
-    if (::access("/etc/selinux/default", F_OK) != 0 || ::access("/var/lib/selinux/default", F_OK) != 0 ||
-        !have_program("semodule")) {
-      skip_reason_ = "Debian's policy store (selinux-policy-default) or semodule is missing";
-      return;
-    }
+    skip_reason_ = policy_tools_missing();
+    if (!skip_reason_.empty()) return;
     store_ = new TempDir();
-    std::string root = store_->path(), output;
-    std::string command = "mkdir -p " + root + "/etc " + root + "/var/lib && cp -a /etc/selinux " + root +
-                          "/etc/ && cp -a /var/lib/selinux " + root + "/var/lib/ && semodule -p " + root +
-                          " -s default -n -i " + module + " 2>&1";
-    if (run_command(command, &output) != 0) {
-      failure_ = "semodule could not link bulkhead.pp into the policy: " + output;
-      return;
-    }
-    std::string policy = root + "/etc/selinux/default/policy/policy.33";
+    std::string policy = link_policy(store_->path(), {BULKHEAD_SELINUX_MODULE}, &failure_);
+    if (policy.empty()) return;
     FILE* file = std::fopen(policy.c_str(), "r");
     if (!file) {
       failure_ = "no kernel policy at " + policy;
@@ -188,6 +199,110 @@ TEST_F(SelinuxPolicyTest, AccessDecisions) {
   // A single category would be a subset of every pair containing it: such an object is
   // readable by VM 1, which is why the launcher never hands out one category alone.
   EXPECT_TRUE(allowed(domain("virtio_scsi", kVm1), object("bulkhead_image_t", "s0:c1"), "file", "read", &why));
+}
+
+// Live, in the nested lab: Debian's kernel under QEMU (TCG, emulated SVM, so /dev/kvm works
+// inside) boots with SELinux, loads Debian's policy with this module (and a lab module that
+// lets its init shell start things with runcon), labels the binaries, and enforces. VM B
+// runs; VM A runs to completion next to it; then a probe in VM A-like context (the
+// virtio-scsi domain at other categories) reads B's image through a descriptor it inherits,
+// which the kernel must refuse, with an AVC denial in the audit log, while the same probe at
+// B's categories reads it.
+constexpr const char* kLabScenario = R"SH(
+mount -t tmpfs tmp /tmp
+mkdir -p /sys/fs/selinux /run && mount -t tmpfs run /run
+mount -t selinuxfs selinuxfs /sys/fs/selinux || { echo "LAB: no selinuxfs"; exit 10; }
+dd if=/policy.33 of=/sys/fs/selinux/load bs=16M 2>/dev/null || { echo "LAB: policy load failed"; exit 11; }
+chcon -R system_u:object_r:lib_t:s0 /lib /lib64 /usr/lib 2>/dev/null
+chcon system_u:object_r:ld_so_t:s0 /lib64/ld-linux-x86-64.so.2 /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 2>/dev/null
+chcon system_u:object_r:kvm_device_t:s0 /dev/kvm || exit 12
+chcon system_u:object_r:null_device_t:s0 /dev/null || exit 12
+B=/opt/bulkhead
+chcon system_u:object_r:bulkhead_exec_t:s0 $B/bulkhead || exit 13
+chcon system_u:object_r:bulkhead_core_exec_t:s0 $B/bulkhead-core || exit 13
+chcon system_u:object_r:bulkhead_serial_exec_t:s0 $B/bulkhead-serial || exit 13
+chcon system_u:object_r:bulkhead_virtio_scsi_exec_t:s0 $B/bulkhead-virtio-scsi || exit 13
+mkdir /opt/probe && cp /bin/busybox /opt/probe/busybox
+chcon system_u:object_r:bulkhead_virtio_scsi_exec_t:s0 /opt/probe/busybox || exit 13
+echo 1 > /sys/fs/selinux/enforce
+echo "LAB: enforcing $(cat /sys/fs/selinux/enforce)"
+truncate -s 1M /tmp/a.img /tmp/b.img
+echo data-of-vm-b | dd of=/tmp/b.img conv=notrunc 2>/dev/null
+L=system_u:system_r:bulkhead_launcher_t:s0-s0:c0.c1023
+runcon $L $B/bulkhead run --name vm-b --disk /tmp/b.img --cmdline echo --serial file=/tmp/b.log &
+for i in $(seq 60); do grep -q READY /tmp/b.log 2>/dev/null && break; sleep 1; done
+echo "LAB: vm-b $(grep READY /tmp/b.log)"
+MCS=$(cat /run/bulkhead/vm-b/mcs)
+echo "LAB: vm-b categories $MCS"
+for p in $(pidof bh-core bh-serial bh-virtio-scsi); do echo "LAB: role $(cat /proc/$p/comm) $(cat /proc/$p/attr/current)"; done
+runcon $L $B/bulkhead run --name vm-a --disk /tmp/a.img --cmdline "hello scsi-disk" --serial file=/tmp/a.log
+echo "LAB: vm-a exit $? $(grep -o 'scsi-disk .* ok' /tmp/a.log)"
+OTHER=s0:c1,c2; [ "$MCS" = "$OTHER" ] && OTHER=s0:c3,c4
+echo "LAB: probe at B [$(runcon system_u:system_r:bulkhead_virtio_scsi_t:$MCS /opt/probe/busybox head -c 12 < /tmp/b.img)]"
+echo "LAB: probe at $OTHER [$(runcon system_u:system_r:bulkhead_virtio_scsi_t:$OTHER /opt/probe/busybox head -c 12 < /tmp/b.img)]"
+dmesg | grep -o 'avc: *denied.*' | sed 's/^/LAB: /'
+)SH";
+
+TEST(SelinuxLabTest, TwoVmsUnderEnforcingSelinuxAndACrossVmDenial) {
+  std::string missing = policy_tools_missing();
+  if (!missing.empty()) GTEST_SKIP() << missing;
+  if (!have_program("qemu-system-x86_64")) GTEST_SKIP() << "needs qemu-system-x86_64 (scripts/setup.sh installs it)";
+  std::string why;
+  std::string kernel = fetch_kernel(&why);
+  if (kernel.empty()) GTEST_SKIP() << "no Debian kernel: " << why;
+
+  TempDir dir;
+  std::string output;
+  std::string lab_module = dir.file("bulkhead_lab.pp");
+  ASSERT_EQ(run_command("cp " + std::string(BULKHEAD_SOURCE_DIR) + "/tests/lab/selinux/bulkhead_lab.te " + dir.path() +
+                            " && make -s -C " + dir.path() +
+                            " -f /usr/share/selinux/devel/Makefile NAME=default bulkhead_lab.pp 2>&1",
+                        &output),
+            0)
+      << output;
+  std::string policy = link_policy(dir.file("store"), {BULKHEAD_SELINUX_MODULE, lab_module}, &why);
+  ASSERT_FALSE(policy.empty()) << why;
+
+  std::string bin = bin_dir();
+  std::vector<std::string> files = {policy + ":/policy.33", "/etc/selinux/config:/etc/selinux/config",
+                                    "/usr/bin/chcon:/usr/bin/chcon", "/usr/bin/runcon:/usr/bin/runcon"};
+  for (const char* program : {"bulkhead", "bulkhead-core", "bulkhead-serial", "bulkhead-virtio-scsi", "bulkhead-test-guest.elf"})
+    files.push_back(bin + "/" + program + ":/opt/bulkhead/" + program);
+  std::string initrd = make_initramfs(kernel, kLabScenario, {"kvm-amd"}, files, &why);
+  ASSERT_FALSE(initrd.empty()) << why;
+
+  Subprocess l1({"/usr/bin/qemu-system-x86_64", "-accel", "tcg", "-cpu", "EPYC", "-m", "2048", "-nographic", "-no-reboot",
+                 "-kernel", kernel + "/vmlinuz", "-initrd", initrd, "-append",
+                 "console=ttyS0 panic=-1 quiet security=selinux selinux=1 enforcing=0"},
+                false);
+  bool finished = l1.wait_for("LAB-EXIT", 300s);
+  l1.wait(60s);
+  const std::string& out = l1.out();
+  ASSERT_TRUE(finished) << out;
+  EXPECT_NE(out.find("LAB-EXIT 0"), std::string::npos) << out;
+  EXPECT_NE(out.find("LAB: enforcing 1"), std::string::npos) << out;
+  EXPECT_NE(out.find("LAB: vm-b BH-READY echo"), std::string::npos) << "VM B runs under enforcing SELinux:\n" << out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("LAB: vm-b categories (s0:c[0-9]+,c[0-9]+)"))) << out;
+  std::string mcs = m[1];
+  for (const char* role : {"core", "serial", "virtio_scsi"})
+    EXPECT_NE(out.find(std::string("_t:") + mcs), std::string::npos) << role;
+  for (const char* role : {"bh-core system_u:system_r:bulkhead_core_t:", "bh-serial system_u:system_r:bulkhead_serial_t:",
+                           "bh-virtio-scsi system_u:system_r:bulkhead_virtio_scsi_t:"})
+    EXPECT_NE(out.find(std::string("LAB: role ") + role + mcs), std::string::npos) << role << " at VM B's categories\n" << out;
+  EXPECT_NE(out.find("LAB: vm-a exit 0 scsi-disk"), std::string::npos) << "VM A runs next to B:\n" << out;
+  EXPECT_NE(out.find("LAB: probe at B [data-of-vm-b]"), std::string::npos) << out;
+  EXPECT_NE(out.find("LAB: probe at s0:c"), std::string::npos) << out;
+  EXPECT_EQ(out.find("data-of-vm-b]", out.find("LAB: probe at s0:c")), std::string::npos)
+      << "another VM's categories read B's image:\n" << out;
+  // Exactly one denial: the probe's. Anything else is a permission the policy lacks.
+  std::regex denial("LAB: avc: *denied +\\{ read \\} .*comm=\"busybox\" path=\"/tmp/b.img\".*"
+                    "scontext=system_u:system_r:bulkhead_virtio_scsi_t:s0:c[0-9]+,c[0-9]+ "
+                    "tcontext=system_u:object_r:bulkhead_image_t:" + mcs + " tclass=file permissive=0");
+  EXPECT_TRUE(std::regex_search(out, denial)) << "the cross-VM read is denied in the audit log:\n" << out;
+  size_t denials = 0;
+  for (size_t at = out.find("LAB: avc:"); at != std::string::npos; at = out.find("LAB: avc:", at + 1)) ++denials;
+  EXPECT_EQ(denials, 1u) << out;
 }
 
 }  // namespace

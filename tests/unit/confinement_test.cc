@@ -138,6 +138,8 @@ TEST(RestrictedRingTest, OnlyReadWriteSyncAndDiscardOnTheRegisteredImage) {
       << "sockets from the ring";
   int again = other.get();
   EXPECT_LT(io_uring_register_files_update(&ring, 0, &again, 1), 0) << "swapping the registered file";
+  EXPECT_LT(io_uring_register_eventfd(&ring, again), 0) << "any other registration";
+  EXPECT_EQ(io_uring_unregister_files(&ring), 0) << "unregistering the image, at exit";
   io_uring_queue_exit(&ring);
 }
 
