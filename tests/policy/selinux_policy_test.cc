@@ -263,11 +263,9 @@ TEST(SelinuxLabTest, TwoVmsUnderEnforcingSelinuxAndACrossVmDenial) {
   std::string policy = link_policy(dir.file("store"), {BULKHEAD_SELINUX_MODULE, lab_module}, &why);
   ASSERT_FALSE(policy.empty()) << why;
 
-  std::string bin = bin_dir();
-  std::vector<std::string> files = {policy + ":/policy.33", "/etc/selinux/config:/etc/selinux/config",
-                                    "/usr/bin/chcon:/usr/bin/chcon", "/usr/bin/runcon:/usr/bin/runcon"};
-  for (const char* program : {"bulkhead", "bulkhead-core", "bulkhead-serial", "bulkhead-virtio-scsi", "bulkhead-test-guest.elf"})
-    files.push_back(bin + "/" + program + ":/opt/bulkhead/" + program);
+  std::vector<std::string> files = bulkhead_payload();
+  files.insert(files.end(), {policy + ":/policy.33", "/etc/selinux/config:/etc/selinux/config",
+                             "/usr/bin/chcon:/usr/bin/chcon", "/usr/bin/runcon:/usr/bin/runcon"});
   std::string initrd = make_initramfs(kernel, kLabScenario, {"kvm-amd"}, files, &why);
   ASSERT_FALSE(initrd.empty()) << why;
 

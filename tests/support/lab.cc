@@ -1,4 +1,5 @@
 #include "tests/support/lab.h"
+#include "tests/support/subprocess.h"
 
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -55,6 +56,13 @@ std::string make_initramfs(const std::string& kernel_dir, const std::string& sce
     return "";
   }
   return out;
+}
+
+std::vector<std::string> bulkhead_payload() {
+  std::vector<std::string> files;
+  for (const char* program : {"bulkhead", "bulkhead-core", "bulkhead-serial", "bulkhead-virtio-scsi", "bulkhead-test-guest.elf"})
+    files.push_back(bin_dir() + "/" + program + ":/opt/bulkhead/" + program);
+  return files;
 }
 
 }  // namespace bulkhead::test

@@ -16,6 +16,10 @@ std::string make_initramfs(const std::string& kernel_dir, const std::string& sce
                            const std::vector<std::string>& modules, const std::vector<std::string>& files,
                            std::string* why);
 
+// make_initramfs file specs that put Bulkhead's executables and the test guest into
+// /opt/bulkhead (their shared libraries come along).
+std::vector<std::string> bulkhead_payload();
+
 // A fresh temporary directory, removed with everything in it by the destructor.
 class TempDir {
  public:
