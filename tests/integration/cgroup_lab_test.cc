@@ -36,12 +36,8 @@ TEST(CgroupLabTest, EveryProcessOfTheVmRunsInItsLimitedGroup) {
   if (kernel.empty()) GTEST_SKIP() << "no Debian kernel: " << why;
   std::string initrd = make_initramfs(kernel, kScenario, {"kvm-amd"}, bulkhead_payload(), &why);
   ASSERT_FALSE(initrd.empty()) << why;
-  Subprocess l1({"/usr/bin/qemu-system-x86_64", "-accel", "tcg", "-cpu", "EPYC", "-m", "2048", "-nographic", "-no-reboot",
-                 "-kernel", kernel + "/vmlinuz", "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet"},
-                false);
-  bool finished = l1.wait_for("LAB-EXIT", 300s);
-  l1.wait(60s);
-  const std::string& out = l1.out();
+  bool finished = false;
+  const std::string out = run_nested_lab(kernel, initrd, "", &finished);
   ASSERT_TRUE(finished) << out;
   EXPECT_NE(out.find("LAB-EXIT 0"), std::string::npos) << out;
   EXPECT_NE(out.find("LAB: BH-READY echo"), std::string::npos) << out;

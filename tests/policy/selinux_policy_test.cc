@@ -269,13 +269,8 @@ TEST(SelinuxLabTest, TwoVmsUnderEnforcingSelinuxAndACrossVmDenial) {
   std::string initrd = make_initramfs(kernel, kLabScenario, {"kvm-amd"}, files, &why);
   ASSERT_FALSE(initrd.empty()) << why;
 
-  Subprocess l1({"/usr/bin/qemu-system-x86_64", "-accel", "tcg", "-cpu", "EPYC", "-m", "2048", "-nographic", "-no-reboot",
-                 "-kernel", kernel + "/vmlinuz", "-initrd", initrd, "-append",
-                 "console=ttyS0 panic=-1 quiet security=selinux selinux=1 enforcing=0"},
-                false);
-  bool finished = l1.wait_for("LAB-EXIT", 300s);
-  l1.wait(60s);
-  const std::string& out = l1.out();
+  bool finished = false;
+  const std::string out = run_nested_lab(kernel, initrd, "security=selinux selinux=1 enforcing=0", &finished);
   ASSERT_TRUE(finished) << out;
   EXPECT_NE(out.find("LAB-EXIT 0"), std::string::npos) << out;
   EXPECT_NE(out.find("LAB: enforcing 1"), std::string::npos) << out;

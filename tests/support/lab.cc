@@ -58,6 +58,16 @@ std::string make_initramfs(const std::string& kernel_dir, const std::string& sce
   return out;
 }
 
+std::string run_nested_lab(const std::string& kernel_dir, const std::string& initrd, const std::string& append,
+                           bool* finished) {
+  Subprocess l1({"/usr/bin/qemu-system-x86_64", "-accel", "tcg", "-cpu", "EPYC", "-m", "2048", "-nographic", "-no-reboot",
+                 "-kernel", kernel_dir + "/vmlinuz", "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet " + append},
+                false);
+  *finished = l1.wait_for("LAB-EXIT", 300s);
+  l1.wait(60s);
+  return l1.out();
+}
+
 std::vector<std::string> bulkhead_payload() {
   std::vector<std::string> files;
   for (const char* program : {"bulkhead", "bulkhead-core", "bulkhead-serial", "bulkhead-virtio-scsi", "bulkhead-test-guest.elf"})

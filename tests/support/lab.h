@@ -20,6 +20,12 @@ std::string make_initramfs(const std::string& kernel_dir, const std::string& sce
 // /opt/bulkhead (their shared libraries come along).
 std::vector<std::string> bulkhead_payload();
 
+// Boots the nested lab's L1: Debian's kernel with `initrd` under QEMU TCG with an emulated AMD
+// CPU (SVM, so kvm-amd gives /dev/kvm inside), 2 GiB, extra kernel arguments `append`.
+// Returns the console output; *finished tells whether the scenario reached LAB-EXIT.
+std::string run_nested_lab(const std::string& kernel_dir, const std::string& initrd, const std::string& append,
+                           bool* finished);
+
 // A fresh temporary directory, removed with everything in it by the destructor.
 class TempDir {
  public:
