@@ -14,9 +14,9 @@ import argparse
 import json
 import os
 import re
-import statistics
-import subprocess
 import sys
+
+from vmm_runs import QEMU_DEBUG_EXIT, QEMU_SUCCESS, alternate, guest_output, medians
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 METRICS = ["randread_qd1_iops", "randread_qd32_iops", "randwrite_qd1_iops", "randwrite_qd32_iops",
@@ -33,22 +33,16 @@ def parse(output):
 def bulkhead(args, image, poll_us):
     cmd = [os.path.join(args.bin_dir, "bulkhead"), "run", "--memory", "512M", "--disk", image,
            "--device-poll-us", str(poll_us), "--cmdline", "bench-scsi=%d" % args.scale]
-    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
-    if r.returncode != 0:
-        raise RuntimeError("bulkhead failed (%d): %s" % (r.returncode, r.stderr))
-    return parse(r.stdout)
+    return parse(guest_output(cmd, 0, 900))
 
 
 def qemu(args, image, aio):
     cmd = ["qemu-system-x86_64", "-enable-kvm", "-M", "pc", "-m", "512M", "-nodefaults", "-no-user-config",
-           "-nographic", "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+           "-nographic", "-serial", "stdio"] + QEMU_DEBUG_EXIT + [
            "-device", "virtio-scsi-pci,id=scsi0",
            "-drive", "file=%s,format=raw,if=none,id=d0,aio=%s" % (image, aio), "-device", "scsi-hd,drive=d0,bus=scsi0.0",
            "-kernel", os.path.join(args.bin_dir, "bulkhead-test-guest.elf"), "-append", "bench-scsi=%d" % args.scale]
-    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
-    if r.returncode != 1:  # isa-debug-exit: (0 << 1) | 1
-        raise RuntimeError("qemu failed (%d): %s" % (r.returncode, r.stderr))
-    return parse(r.stdout)
+    return parse(guest_output(cmd, QEMU_SUCCESS, 900))
 
 
 def main():
@@ -70,13 +64,9 @@ def main():
                        "bulkhead, polling off": lambda: bulkhead(args, image, 0),
                        "qemu aio=io_uring": lambda: qemu(args, image, "io_uring"),
                        "qemu aio=threads": lambda: qemu(args, image, "threads")}
-            samples = {name: [] for name in configs}
-            for _ in range(args.rounds):
-                for name, run in configs.items():
-                    samples[name].append(run())
+            med = medians(alternate(configs, args.rounds), METRICS)
         finally:
             os.unlink(image)
-        med = {name: {k: statistics.median(s[k] for s in runs) for k in METRICS} for name, runs in samples.items()}
         qemu_best = {k: max(med["qemu aio=io_uring"][k], med["qemu aio=threads"][k]) for k in METRICS}
         results[label] = {"medians": med, "qemu_best": qemu_best,
                           "ratio": {k: med["bulkhead"][k] / qemu_best[k] for k in METRICS}}

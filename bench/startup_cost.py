@@ -10,11 +10,12 @@ Rounds alternate; medians are reported with ratios.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from vmm_runs import QEMU_DEBUG_EXIT, alternate, medians
 
 
 def timed(args):
@@ -28,7 +29,7 @@ def timed(args):
     done = time.monotonic() - start
     if ready is None:
         raise RuntimeError("%s: no BH-BOOT line (exit %d): %s" % (args[0], p.returncode, p.stderr.read()))
-    return ready * 1000, done * 1000
+    return {"ready": ready * 1000, "exit": done * 1000}
 
 
 def main():
@@ -49,16 +50,11 @@ def main():
             "bulkhead_sandbox": [bulkhead, "run", "--cmdline", "hello", "--disk", disk],
             "bulkhead_no_sandbox": [bulkhead, "run", "--no-sandbox", "--cmdline", "hello", "--disk", disk],
             "qemu_microvm": ["qemu-system-x86_64", "-enable-kvm", "-M", "microvm", "-m", "256M", "-nodefaults",
-                             "-no-user-config", "-nographic", "-serial", "stdio", "-device",
-                             "isa-debug-exit,iobase=0xf4,iosize=4", "-kernel", guest, "-append", "hello"],
+                             "-no-user-config", "-nographic", "-serial", "stdio"] + QEMU_DEBUG_EXIT +
+                            ["-kernel", guest, "-append", "hello"],
         }
-        samples = {name: {"ready": [], "exit": []} for name in variants}
-        for _ in range(args.rounds):
-            for name, command in variants.items():
-                ready, done = timed(command)
-                samples[name]["ready"].append(ready)
-                samples[name]["exit"].append(done)
-    result = {name: {k: round(statistics.median(v), 1) for k, v in s.items()} for name, s in samples.items()}
+        samples = alternate({name: (lambda c=command: timed(c)) for name, command in variants.items()}, args.rounds)
+    result = {name: {k: round(v, 1) for k, v in m.items()} for name, m in medians(samples, ["ready", "exit"]).items()}
     sandbox, bare, qemu = result["bulkhead_sandbox"], result["bulkhead_no_sandbox"], result["qemu_microvm"]
     result["confinement_cost_ms"] = round(sandbox["ready"] - bare["ready"], 1)
     result["ratio_sandbox_vs_no_sandbox"] = round(sandbox["ready"] / bare["ready"], 2)

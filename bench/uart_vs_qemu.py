@@ -10,9 +10,9 @@ import argparse
 import json
 import os
 import re
-import statistics
-import subprocess
 import sys
+
+from vmm_runs import QEMU_DEBUG_EXIT, QEMU_SUCCESS, alternate, guest_output, medians
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -32,20 +32,14 @@ def run_bulkhead(bin_dir, cmdline, poll_us):
     args = [os.path.join(bin_dir, "bulkhead"), "run", "--cmdline", cmdline]
     if poll_us is not None:
         args += ["--device-poll-us", str(poll_us)]
-    r = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:
-        raise RuntimeError("bulkhead failed (%d): %s" % (r.returncode, r.stderr))
-    return parse(r.stdout)
+    return parse(guest_output(args, 0, 600))
 
 
 def run_qemu(bin_dir, cmdline):
-    args = ["qemu-system-x86_64", "-enable-kvm", "-M", "microvm", "-m", "256M", "-smp", "1", "-nodefaults",
-            "-no-user-config", "-nographic", "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
-            "-kernel", os.path.join(bin_dir, "bulkhead-test-guest.elf"), "-append", cmdline]
-    r = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
-    if r.returncode != 1:  # isa-debug-exit: (0 << 1) | 1
-        raise RuntimeError("qemu failed (%d): %s" % (r.returncode, r.stderr))
-    return parse(r.stdout)
+    args = (["qemu-system-x86_64", "-enable-kvm", "-M", "microvm", "-m", "256M", "-smp", "1", "-nodefaults",
+             "-no-user-config", "-nographic", "-serial", "stdio"] + QEMU_DEBUG_EXIT +
+            ["-kernel", os.path.join(bin_dir, "bulkhead-test-guest.elf"), "-append", cmdline])
+    return parse(guest_output(args, QEMU_SUCCESS, 600))
 
 
 def main():
@@ -60,21 +54,16 @@ def main():
     configs = {"qemu": lambda: run_qemu(args.bin_dir, cmdline),
                "bulkhead": lambda: run_bulkhead(args.bin_dir, cmdline, None),
                "bulkhead-no-polling": lambda: run_bulkhead(args.bin_dir, cmdline, 0)}
-    samples = {name: [] for name in configs}
-    for _ in range(args.rounds):
-        for name, run in configs.items():
-            samples[name].append(run())
-
-    medians = {name: {k: statistics.median(s[k] for s in runs) for k in runs[0]} for name, runs in samples.items()}
     rows = [("LSR read (reply needed)", "bench-uart.lsr_read_ns"), ("scratch write (posted)", "bench-uart.scr_write_ns"),
             ("unclaimed port read (exit floor)", "bench-exit.read_ns"),
             ("unclaimed port write (exit floor)", "bench-exit.write_ns")]
+    med = medians(alternate(configs, args.rounds), [key for _, key in rows])
     print("UART access from CPL3, median of %d rounds x %d accesses (ns per access)" % (args.rounds, args.iterations))
     print("| access | QEMU 7.2 | Bulkhead | ratio | Bulkhead, device polling off | ratio |")
     print("|---|---:|---:|---:|---:|---:|")
-    result = {"rounds": args.rounds, "iterations": args.iterations, "medians": medians, "ratios": {}}
+    result = {"rounds": args.rounds, "iterations": args.iterations, "medians": med, "ratios": {}}
     for label, key in rows:
-        q, b, n = medians["qemu"][key], medians["bulkhead"][key], medians["bulkhead-no-polling"][key]
+        q, b, n = med["qemu"][key], med["bulkhead"][key], med["bulkhead-no-polling"][key]
         result["ratios"][key] = b / q
         print("| %s | %.0f | %.0f | %.2fx | %.0f | %.2fx |" % (label, q, b, b / q, n, n / q))
     worst = max(result["ratios"]["bench-uart.lsr_read_ns"], result["ratios"]["bench-uart.scr_write_ns"])

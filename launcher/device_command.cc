@@ -22,31 +22,6 @@ namespace {
 
 constexpr uint32_t kMaxQueues = 64;
 
-// Starts the device process for one front-end connection.
-RoleProcess start_virtio_scsi(const VmSandbox& sandbox, const std::vector<DiskImage>& disks, uint32_t queues,
-                              uint32_t poll_us, int connection) {
-  RoleProcess device =
-      spawn_role(executable_dir() + "/bulkhead-virtio-scsi", "bh-virtio-scsi", sandbox.spawn_options("virtio-scsi"));
-  ipc::StartRole start;
-  FdList fds;
-  uint64_t largest = 0;
-  for (const DiskImage& d : disks) largest = std::max(largest, d.size);
-  *start.mutable_confinement() = sandbox.confinement("virtio-scsi", virtio_scsi_limits(largest));
-  ipc::DeviceConfig* config = start.mutable_device();
-  config->set_core_socket_fd(fds.add(connection));
-  ipc::VirtioScsiConfig* scsi = config->mutable_virtio_scsi();
-  scsi->set_request_queues(queues);
-  scsi->set_poll_us(poll_us);
-  for (size_t i = 0; i < disks.size(); ++i) {
-    ipc::VirtioScsiDisk* d = scsi->add_disks();
-    d->set_fd(fds.add(disks[i].fd.get()));
-    d->set_read_only(disks[i].read_only);
-    d->set_serial("BH" + std::to_string(i));
-  }
-  device.control->send(start, fds.all());
-  return device;
-}
-
 // Waits for `device` to exit or a termination signal; returns the signal number or 0.
 int wait_device(RoleProcess& device, int signals) {
   for (;;) {
@@ -67,6 +42,31 @@ int wait_device(RoleProcess& device, int signals) {
 }
 
 }  // namespace
+
+RoleProcess start_virtio_scsi(const VmSandbox& sandbox, const std::vector<DiskImage>& disks, uint32_t queues,
+                              uint32_t poll_us, int connection) {
+  RoleProcess device =
+      spawn_role(executable_dir() + "/bulkhead-virtio-scsi", "bh-virtio-scsi", sandbox.spawn_options("virtio-scsi"));
+  ipc::StartRole start;
+  FdList fds;
+  // It writes within its images and sizes small inflight memory files.
+  uint64_t largest = 64ull << 20;
+  for (const DiskImage& d : disks) largest = std::max(largest, d.size);
+  *start.mutable_confinement() = sandbox.confinement("virtio-scsi", {largest, 1024});
+  ipc::DeviceConfig* config = start.mutable_device();
+  config->set_core_socket_fd(fds.add(connection));
+  ipc::VirtioScsiConfig* scsi = config->mutable_virtio_scsi();
+  scsi->set_request_queues(queues);
+  scsi->set_poll_us(poll_us);
+  for (size_t i = 0; i < disks.size(); ++i) {
+    ipc::VirtioScsiDisk* d = scsi->add_disks();
+    d->set_fd(fds.add(disks[i].fd.get()));
+    d->set_read_only(disks[i].read_only);
+    d->set_serial("BH" + std::to_string(i));
+  }
+  device.control->send(start, fds.all());
+  return device;
+}
 
 int serve_device(const DeviceOptions& options) {
   if (options.kind != "virtio-scsi") throw InputError("unknown device kind '" + options.kind + "' (known: virtio-scsi)");

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "launcher/disk_spec.h"
 #include "launcher/sandbox.h"
 
 namespace bulkhead::launcher {
@@ -20,6 +21,11 @@ struct DeviceOptions {
   uint32_t poll_us = 200;
   SandboxRequest sandbox;  // each device process is confined like a VM's; this listener is not
 };
+
+// Starts a confined virtio-scsi device process serving `disks` (one LUN each) over the
+// vhost-user socket `connection`: for `bulkhead device` and for `bulkhead run --disk` alike.
+RoleProcess start_virtio_scsi(const VmSandbox& sandbox, const std::vector<DiskImage>& disks, uint32_t queues,
+                              uint32_t poll_us, int connection);
 
 // Serves until the front-end hangs up (--fd) or a signal arrives (--socket). Throws
 // InputError for bad input before anything starts.

@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "ipc/control.pb.h"
+#include "launcher/device_command.h"
 #include "launcher/disk_spec.h"
 #include "launcher/resources.h"
 #include "launcher/sandbox.h"
@@ -240,11 +241,7 @@ int run_vm(const RunOptions& options) {
     core::file_size(initrd.get(), "initrd");
   }
   std::vector<DiskImage> disks;
-  uint64_t largest_disk = 0;
-  for (const std::string& spec : options.disks) {
-    disks.push_back(open_disk(spec));
-    largest_disk = std::max(largest_disk, disks.back().size);
-  }
+  for (const std::string& spec : options.disks) disks.push_back(open_disk(spec));
   std::vector<VhostUserSpec> backend_specs;
   for (const std::string& text : options.vhost_user) backend_specs.push_back(parse_vhost_user(text));
   UniqueFd kvm = open_file("/dev/kvm", O_RDWR, "KVM device");
@@ -300,23 +297,8 @@ int run_vm(const RunOptions& options) {
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) throw_errno("socketpair");
     scsi_core_side.reset(sv[0]);
     UniqueFd device_side(sv[1]);
-    RoleProcess scsi = spawn_role(dir + "/bulkhead-virtio-scsi", "bh-virtio-scsi", sandbox.spawn_options("virtio-scsi"));
-    ipc::StartRole start;
-    FdList fds;
-    *start.mutable_confinement() = sandbox.confinement("virtio-scsi", virtio_scsi_limits(largest_disk));
-    ipc::DeviceConfig* device = start.mutable_device();
-    device->set_core_socket_fd(fds.add(device_side.get()));
-    ipc::VirtioScsiConfig* config = device->mutable_virtio_scsi();
-    config->set_request_queues(std::min(options.cpus, 8u));
-    config->set_poll_us(options.device_poll_us);
-    for (size_t i = 0; i < disks.size(); ++i) {
-      ipc::VirtioScsiDisk* d = config->add_disks();
-      d->set_fd(fds.add(disks[i].fd.get()));
-      d->set_read_only(disks[i].read_only);
-      d->set_serial("BH" + std::to_string(i));
-    }
-    scsi.control->send(start, fds.all());
-    devices.push_back(std::move(scsi));
+    devices.push_back(
+        start_virtio_scsi(sandbox, disks, std::min(options.cpus, 8u), options.device_poll_us, device_side.get()));
   }
   RoleProcess core_process = spawn_role(dir + "/bulkhead-core", "bh-core", sandbox.spawn_options("core"));
   {

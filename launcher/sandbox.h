@@ -3,7 +3,6 @@
 // started and confined, and finally the confinement of the launcher itself.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -40,11 +39,6 @@ struct RoleLimits {
   uint64_t max_file_size;   // RLIMIT_FSIZE: memfds it sizes, files it writes
   uint64_t max_open_files;  // RLIMIT_NOFILE
 };
-
-// virtio-scsi writes within its images and sizes small inflight memfds.
-inline RoleLimits virtio_scsi_limits(uint64_t largest_image) {
-  return {std::max<uint64_t>(largest_image, 64ull << 20), 1024};
-}
 
 class VmSandbox {
  public:

@@ -27,6 +27,11 @@ class GuestBuffers {
   size_t segments() const { return ranges_.size(); }
 
  private:
+  // Calls f(data, length, done) for each piece of the `length` bytes at `offset`, in order;
+  // `done` counts the bytes before the piece. Returns the bytes covered.
+  template <typename F>
+  uint64_t for_each_piece(uint64_t offset, uint64_t length, F f) const;
+
   std::vector<HostRange> ranges_;
   uint64_t size_ = 0;
 };

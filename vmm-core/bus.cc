@@ -42,17 +42,15 @@ const Bus::Window* Bus::find(uint64_t address, uint64_t length) const {
   return &w;
 }
 
+std::pair<std::shared_ptr<BusDevice>, uint64_t> Bus::claim(uint64_t address, uint64_t length) const {
+  std::shared_lock lock(mutex_);
+  const Window* w = find(address, length);
+  if (!w) return {nullptr, 0};
+  return {w->device, address - w->base};
+}
+
 bool Bus::read(uint64_t address, std::span<uint8_t> data) const {
-  std::shared_ptr<BusDevice> device;
-  uint64_t offset = 0;
-  {
-    std::shared_lock lock(mutex_);
-    if (const Window* w = find(address, data.size())) {
-      device = w->device;
-      offset = address - w->base;
-    }
-  }
-  // The device runs without the bus lock, so it may move its own windows.
+  auto [device, offset] = claim(address, data.size());
   if (!device) {
     std::fill(data.begin(), data.end(), 0xff);
     return false;
@@ -62,15 +60,7 @@ bool Bus::read(uint64_t address, std::span<uint8_t> data) const {
 }
 
 bool Bus::write(uint64_t address, std::span<const uint8_t> data) const {
-  std::shared_ptr<BusDevice> device;
-  uint64_t offset = 0;
-  {
-    std::shared_lock lock(mutex_);
-    if (const Window* w = find(address, data.size())) {
-      device = w->device;
-      offset = address - w->base;
-    }
-  }
+  auto [device, offset] = claim(address, data.size());
   if (!device) return false;
   device->write(offset, data);
   return true;

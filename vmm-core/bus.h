@@ -6,6 +6,7 @@
 #include <shared_mutex>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bulkhead::core {
@@ -41,6 +42,9 @@ class Bus {
     std::string name;
   };
   const Window* find(uint64_t address, uint64_t length) const;
+  // The device whose window holds the whole access, and the offset in it (null if none).
+  // The device then runs without the bus lock, so it may move its own windows.
+  std::pair<std::shared_ptr<BusDevice>, uint64_t> claim(uint64_t address, uint64_t length) const;
 
   std::string name_;
   mutable std::shared_mutex mutex_;
