@@ -45,6 +45,8 @@ inline CpuidResult cpuid(uint32_t leaf, uint32_t subleaf = 0) {
   return r;
 }
 
-inline uint32_t apic_id() { return cpuid(1).ebx >> 24; }
+// This CPU's APIC ID, from its local APIC's ID register. Not from CPUID: on PVM hosts CPUID
+// at CPL3 is not intercepted and reports the host CPU's APIC ID.
+inline uint32_t apic_id() { return mmio_read32(0xfee00020) >> 24; }
 
 }  // namespace guest

@@ -23,6 +23,10 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--cmdline", run.cmdline, "Kernel command line");
   run_cmd->add_option("--memory", run.memory, "Guest RAM, e.g. 256M or 2G (a plain number means MiB)")->capture_default_str();
   run_cmd->add_option("--cpus", run.cpus, "Number of vCPUs")->capture_default_str();
+  run_cmd->add_option("--cpu", run.cpu,
+                      "CPU model: baseline (no XSAVE/AVX state, like QEMU's default) or host (all that KVM supports)")
+      ->check(CLI::IsMember({"baseline", "host"}))
+      ->capture_default_str();
   run_cmd->add_option("--serial", run.serial, "COM1 backend: stdio, file=PATH, unix=PATH (listens), pty or none")
       ->capture_default_str();
   run_cmd->add_option("--device-poll-us", run.device_poll_us,

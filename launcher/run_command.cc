@@ -25,6 +25,7 @@
 #include "launcher/sandbox.h"
 #include "launcher/spawn.h"
 #include "launcher/terminal.h"
+#include "vhost-user/virtio_types.h"
 #include "vmm-core/boot/kernel_image.h"
 
 namespace bulkhead::launcher {
@@ -184,6 +185,9 @@ int Supervisor::run() {
   }
 }
 
+// PVM (pagetable-based virtualization) emulates guest kernel code, without CMPXCHG16B.
+bool host_is_pvm() { return ::access("/sys/module/kvm_pvm", F_OK) == 0; }
+
 UniqueFd connect_unix(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -314,25 +318,31 @@ int run_vm(const RunOptions& options) {
     c->set_cpus(options.cpus);
     c->set_cmdline(options.cmdline);
     c->set_device_poll_us(options.device_poll_us);
-    ipc::LegacyDeviceSlot* slot = c->add_legacy_devices();
+    c->set_cpu_model(options.cpu == "host" ? ipc::CoreConfig::HOST : ipc::CoreConfig::BASELINE);
+    c->set_hide_cmpxchg16b(host_is_pvm());
+    ipc::DeviceSlot* slot = c->add_devices();
     slot->set_name("serial0");
-    slot->set_io_base(kCom1Port);
-    slot->set_io_size(8);
-    slot->set_gsi(kCom1Irq);
     slot->set_socket_fd(fds.add(core_side.get()));
+    ipc::LegacyAttachment* serial_attach = slot->mutable_legacy();
+    serial_attach->set_kind("serial");
+    ipc::LegacyAttachment::Window* w = serial_attach->add_windows();
+    w->set_base(kCom1Port);
+    w->set_size(8);
+    serial_attach->add_irqs()->set_gsi(kCom1Irq);
+    slot->mutable_acpi()->set_name("COM1");
+    slot->mutable_acpi()->set_hid("PNP0501");
+    slot->mutable_acpi()->set_uid(1);
     if (scsi_core_side) {
-      ipc::VirtioDeviceSlot* v = c->add_virtio_devices();
+      ipc::DeviceSlot* v = c->add_devices();
       v->set_name("virtio-scsi0");
-      v->set_type(ipc::VirtioDeviceSlot::SCSI);
+      v->mutable_virtio()->set_device_type(8);
       v->set_socket_fd(fds.add(scsi_core_side.get()));
     }
     for (size_t i = 0; i < backends.size(); ++i) {
-      ipc::VirtioDeviceSlot* v = c->add_virtio_devices();
+      ipc::DeviceSlot* v = c->add_devices();
       const std::string& type = backends[i].first.type;
       v->set_name("vhost-user-" + type + std::to_string(i));
-      v->set_type(type == "blk" ? ipc::VirtioDeviceSlot::BLOCK
-                  : type == "net" ? ipc::VirtioDeviceSlot::NET
-                                  : ipc::VirtioDeviceSlot::SCSI);
+      v->mutable_virtio()->set_device_type(vhost_user::virtio_type(type)->id);
       v->set_socket_fd(fds.add(backends[i].second.get()));
     }
     core_process.control->send(start, fds.all());

@@ -18,6 +18,7 @@ struct RunOptions {
   std::string cmdline;
   std::string memory = "256M";
   uint32_t cpus = 1;
+  std::string cpu = "baseline";          // CPU model: baseline or host
   std::string serial = "stdio";
   uint32_t device_poll_us = 200;
   std::vector<std::string> disks;        // PATH[,ro]: LUNs of one virtio-scsi device process

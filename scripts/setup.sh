@@ -11,7 +11,7 @@ packages=(
   libselinux1-dev libsepol-dev selinux-policy-dev selinux-policy-default
   checkpolicy semodule-utils policycoreutils setools
   liburing-dev libcli11-dev libfmt-dev libspdlog-dev
-  qemu-system-x86 qemu-utils busybox-static cpio
+  qemu-system-x86 qemu-utils busybox-static cpio e2fsprogs acpica-tools
   python3 lz4 xz-utils zstd kmod
 )
 missing=()

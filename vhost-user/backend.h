@@ -69,6 +69,10 @@ class VirtioDevice {
   // guest memory is remapped).
   virtual void drain(Queue& queue) = 0;
   virtual void reset() {}
+  // Adaptive polling (device-procs/common/adaptive_poll.h): completes finished work without
+  // system calls, true if any; and whether work is still in flight elsewhere.
+  virtual bool poll_completions() { return false; }
+  virtual bool busy() const { return false; }
 };
 
 class Backend {

@@ -1,5 +1,7 @@
 #include "vhost-user/connection.h"
 
+#include <poll.h>
+
 #include "ipc/fd_passing.h"
 
 namespace bulkhead::vhost_user {
@@ -46,6 +48,16 @@ void Connection::send(const Message& message, std::span<const int> fds) {
 
 Message Connection::call(const Message& message, std::span<const int> fds) {
   send(message, fds);
+  if (reply_timeout_.count() > 0) {
+    pollfd p{sock_.get(), POLLIN, 0};
+    int n;
+    // Waits on our own socket for the reply (or a hang-up, which receive() reports).
+    do n = ::poll(&p, 1, static_cast<int>(reply_timeout_.count()));
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+      throw PeerTimeout("no answer to request " + std::to_string(message.header.request) + " within " +
+                        std::to_string(reply_timeout_.count() / 1000) + " s");
+  }
   Message reply;
   if (!receive(reply)) throw InputError("vhost-user peer hung up before replying");
   if (reply.header.request != message.header.request || !(reply.header.flags & kFlagReply))

@@ -1,7 +1,9 @@
 // One end of a vhost-user socket: framing, descriptor passing and REPLY_ACK.
 #pragma once
 
+#include <chrono>
 #include <cstring>
+#include <stdexcept>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -48,11 +50,20 @@ struct Message {
   }
 };
 
+// The peer did not answer a request within the connection's reply timeout: a hung process
+// is treated like one that died.
+class PeerTimeout : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class Connection {
  public:
   explicit Connection(UniqueFd sock) : sock_(std::move(sock)) {}
 
   int fd() const { return sock_.get(); }
+  // How long call() waits for the start of a reply before throwing PeerTimeout (0: forever).
+  void set_reply_timeout(std::chrono::milliseconds timeout) { reply_timeout_ = timeout; }
 
   // Reads one whole message. Returns false on orderly hang-up at a message boundary.
   bool receive(Message& message);
@@ -70,6 +81,7 @@ class Connection {
  private:
   void read_exact(uint8_t* data, size_t size, std::vector<UniqueFd>& fds, bool at_boundary, bool& eof);
   UniqueFd sock_;
+  std::chrono::milliseconds reply_timeout_{0};
 };
 
 }  // namespace bulkhead::vhost_user

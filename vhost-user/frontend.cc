@@ -6,7 +6,8 @@
 
 namespace bulkhead::vhost_user {
 
-Frontend::Frontend(UniqueFd socket) : connection_(std::move(socket)) {
+Frontend::Frontend(UniqueFd socket, std::chrono::milliseconds reply_timeout) : connection_(std::move(socket)) {
+  connection_.set_reply_timeout(reply_timeout);
   uint64_t offered = query(Request::kGetFeatures);
   features_ = offered & ~feature::kProtocolFeatures;
   protocol_negotiated_ = offered & feature::kProtocolFeatures;
@@ -63,21 +64,25 @@ void Frontend::set_memory(const std::vector<Region>& regions) {
       command(Request::kAddMemReg, SingleMemoryRegion{0, r.region}, {&fd, 1}, "ADD_MEM_REG");
     }
   } else {
-    if (regions.size() > kMaxMemoryRegions) throw InputError("too many memory regions for SET_MEM_TABLE");
-    MemoryTable table{};
-    table.nregions = static_cast<uint32_t>(regions.size());
     std::vector<int> fds;
-    for (size_t i = 0; i < regions.size(); ++i) {
-      table.regions[i] = regions[i].region;
-      fds.push_back(regions[i].fd);
-    }
-    Message m;
-    m.header = {static_cast<uint32_t>(Request::kSetMemTable), kVersion, 0};
-    m.payload.resize(8 + regions.size() * sizeof(MemoryRegion));
-    std::memcpy(m.payload.data(), &table, m.payload.size());
-    command(std::move(m), fds, "SET_MEM_TABLE");
+    command(memory_table(regions, fds), fds, "SET_MEM_TABLE");
   }
   memory_sent_ = true;
+}
+
+Message Frontend::memory_table(const std::vector<Region>& regions, std::vector<int>& fds) {
+  if (regions.size() > kMaxMemoryRegions) throw InputError("too many memory regions for SET_MEM_TABLE");
+  MemoryTable table{};
+  table.nregions = static_cast<uint32_t>(regions.size());
+  for (size_t i = 0; i < regions.size(); ++i) {
+    table.regions[i] = regions[i].region;
+    fds.push_back(regions[i].fd);
+  }
+  Message m;
+  m.header = {static_cast<uint32_t>(Request::kSetMemTable), kVersion, 0};
+  m.payload.resize(8 + regions.size() * sizeof(MemoryRegion));
+  std::memcpy(m.payload.data(), &table, m.payload.size());
+  return m;
 }
 
 void Frontend::setup_inflight(uint16_t queues, uint16_t queue_size) {

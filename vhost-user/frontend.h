@@ -32,12 +32,15 @@ class Frontend {
     int kick, call, err;  // err may be -1
   };
 
-  // Negotiates protocol features and takes ownership of the back-end.
-  explicit Frontend(UniqueFd socket);
+  // Negotiates protocol features and takes ownership of the back-end. Every request that
+  // expects an answer throws PeerTimeout when none comes within `reply_timeout`.
+  Frontend(UniqueFd socket, std::chrono::milliseconds reply_timeout);
+
+  // SET_MEM_TABLE for `regions`, their descriptors appended to `fds` (legacy devices use it too).
+  static Message memory_table(const std::vector<Region>& regions, std::vector<int>& fds);
 
   int fd() const { return connection_.fd(); }
   uint64_t features() const { return features_; }  // what the back-end offers (virtio bits)
-  uint64_t protocol_features() const { return protocol_features_; }
   uint32_t queue_num() const { return queue_num_; }  // 0 if the back-end did not say
 
   std::vector<uint8_t> get_config(uint32_t size);
@@ -49,7 +52,7 @@ class Frontend {
   void drop_inflight();
   void start_queue(const QueueStart& q);
   // Stops a ring; returns the next available index (for a later restart).
-  uint16_t stop_queue(uint32_t index);
+  [[nodiscard]] uint16_t stop_queue(uint32_t index);
   void reset_device();
 
  private:

@@ -66,4 +66,18 @@ bool Bus::write(uint64_t address, std::span<const uint8_t> data) const {
   return true;
 }
 
+void Bus::read_string(uint64_t address, uint8_t size, uint32_t count, uint8_t* items) const {
+  auto [device, offset] = claim(address, size);
+  if (!device) {
+    std::fill(items, items + uint64_t{count} * size, 0xff);
+    return;
+  }
+  device->read_string(offset, size, count, items);
+}
+
+void Bus::write_string(uint64_t address, uint8_t size, uint32_t count, const uint8_t* items) const {
+  auto [device, offset] = claim(address, size);
+  if (device) device->write_string(offset, size, count, items);
+}
+
 }  // namespace bulkhead::core

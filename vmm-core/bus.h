@@ -17,6 +17,14 @@ class BusDevice {
   virtual ~BusDevice() = default;
   virtual void read(uint64_t offset, std::span<uint8_t> data) = 0;
   virtual void write(uint64_t offset, std::span<const uint8_t> data) = 0;
+  // String port I/O (rep ins/outs): `count` items of `size` bytes at one address. By
+  // default item by item; devices in other processes take the whole string at once.
+  virtual void read_string(uint64_t offset, uint8_t size, uint32_t count, uint8_t* items) {
+    for (uint32_t i = 0; i < count; ++i) read(offset, {items + uint64_t{i} * size, size});
+  }
+  virtual void write_string(uint64_t offset, uint8_t size, uint32_t count, const uint8_t* items) {
+    for (uint32_t i = 0; i < count; ++i) write(offset, {items + uint64_t{i} * size, size});
+  }
 };
 
 class Bus {
@@ -33,6 +41,8 @@ class Bus {
   // claims it; reads then see all-ones, as on a real bus with nothing there.
   bool read(uint64_t address, std::span<uint8_t> data) const;
   bool write(uint64_t address, std::span<const uint8_t> data) const;
+  void read_string(uint64_t address, uint8_t size, uint32_t count, uint8_t* items) const;
+  void write_string(uint64_t address, uint8_t size, uint32_t count, const uint8_t* items) const;
 
  private:
   struct Window {

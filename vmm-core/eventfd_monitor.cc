@@ -53,6 +53,12 @@ void EventfdMonitor::unwatch(int fd) {
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
 }
 
+bool EventfdMonitor::consume(int fd) {
+  uint64_t count;
+  // An 8-byte read of a non-blocking eventfd: the count, or EAGAIN when it was not signalled.
+  return ::read(fd, &count, sizeof count) == sizeof count;
+}
+
 void EventfdMonitor::run() {
   for (;;) {
     epoll_event events[16];
@@ -61,9 +67,6 @@ void EventfdMonitor::run() {
     for (int i = 0; i < n; ++i) {
       int fd = events[i].data.fd;
       if (fd == wake_.get()) return;
-      uint64_t count;
-      // Resets the eventfd before the callback, so no signal is lost after it.
-      if (::read(fd, &count, sizeof count) != sizeof count) continue;
       std::shared_ptr<std::function<void()>> callback;
       {
         std::lock_guard lock(mutex_);

@@ -20,9 +20,14 @@ class EventfdMonitor {
   // Ends the thread; later signals are ignored. Idempotent.
   void stop();
 
-  // `callback` runs on the monitor thread each time `fd` is signalled (the count is reset).
+  // `callback` runs on the monitor thread while `fd` is readable. It must consume the count
+  // itself (consume()), under whatever lock decides what a signal means: reading the count
+  // here, before the callback's owner looked at its state, could lose a signal to a route
+  // change that happened in between.
   void watch(int fd, std::function<void()> callback);
   void unwatch(int fd);
+  // Resets an eventfd; true if it had been signalled.
+  static bool consume(int fd);
 
  private:
   void run();

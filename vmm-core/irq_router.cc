@@ -73,10 +73,14 @@ void IrqRouter::remove_msi(uint32_t gsi) {
   if (msi_routes_.erase(gsi)) commit();
 }
 
-void IrqRouter::assign_irqfd(int fd, uint32_t gsi) {
+void IrqRouter::assign_irqfd(int fd, uint32_t gsi, int resample_fd) {
   kvm_irqfd irqfd{};
   irqfd.fd = static_cast<uint32_t>(fd);
   irqfd.gsi = gsi;
+  if (resample_fd >= 0) {
+    irqfd.flags = KVM_IRQFD_FLAG_RESAMPLE;
+    irqfd.resamplefd = static_cast<uint32_t>(resample_fd);
+  }
   kvm_ioctl(vm_fd_, KVM_IRQFD, &irqfd, "KVM_IRQFD");
 }
 

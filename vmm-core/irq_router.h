@@ -8,11 +8,13 @@
 #include <map>
 #include <mutex>
 
+#include "vmm-core/platform.h"
+
 namespace bulkhead::core {
 
 class IrqRouter {
  public:
-  static constexpr uint32_t kIoapicPins = 24;
+  static constexpr uint32_t kIoapicPins = platform::kIoapicPins;
 
   explicit IrqRouter(int vm_fd);
 
@@ -21,8 +23,10 @@ class IrqRouter {
   void update_msi(uint32_t gsi, uint64_t address, uint32_t data);
   void remove_msi(uint32_t gsi);
 
-  // Binds an eventfd to a GSI: each signal injects that interrupt, without the core.
-  void assign_irqfd(int fd, uint32_t gsi);
+  // Binds an eventfd to a GSI: each signal injects that interrupt, without the core. With a
+  // `resample_fd` the line is level-triggered: it stays asserted until the guest's EOI,
+  // then KVM lowers it and signals `resample_fd`.
+  void assign_irqfd(int fd, uint32_t gsi, int resample_fd = -1);
   void deassign_irqfd(int fd, uint32_t gsi);
 
   void signal_msi(uint64_t address, uint32_t data);

@@ -4,9 +4,11 @@
 #include <sys/eventfd.h>
 
 #include <atomic>
+#include <cstring>
 
 #include "common/error.h"
 #include "common/log.h"
+#include "vhost-user/frontend.h"
 #include "vmm-core/kvm.h"
 
 namespace bulkhead::core {
@@ -17,6 +19,17 @@ using legacy::AccessRingProducer;
 using legacy::DeviceLost;
 using vhost_user::Message;
 
+// How long the device may take to answer a handshake message.
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+
+UniqueFd make_eventfd(const std::string& what) {
+  // A fresh eventfd owned by the caller; KVM and the device get their own references.
+  UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd) throw_errno("eventfd for " + what);
+  return fd;
+}
+
+// One register window of the device, reached through the access ring.
 class RemoteRegion : public BusDevice {
  public:
   RemoteRegion(std::string name, uint8_t region, uint64_t size, std::shared_ptr<AccessRingProducer> ring, VmControl& vm)
@@ -39,14 +52,33 @@ class RemoteRegion : public BusDevice {
       lost(e.what());
     }
   }
+  void read_string(uint64_t offset, uint8_t size, uint32_t count, uint8_t* items) override {
+    if (!usable(offset, size) || uint64_t{count} * size > legacy::kBulkBytes) {
+      std::memset(items, 0xff, uint64_t{count} * size);
+      return;
+    }
+    try {
+      ring_->read_string(region_, offset, size, count, items);
+    } catch (const DeviceLost& e) {
+      lost(e.what());
+      std::memset(items, 0xff, uint64_t{count} * size);
+    }
+  }
+  void write_string(uint64_t offset, uint8_t size, uint32_t count, const uint8_t* items) override {
+    if (!usable(offset, size) || uint64_t{count} * size > legacy::kBulkBytes) return;
+    try {
+      ring_->write_string(region_, offset, size, count, items);
+    } catch (const DeviceLost& e) {
+      lost(e.what());
+    }
+  }
 
  private:
   bool usable(uint64_t offset, size_t length) const {
     return !lost_.load(std::memory_order_relaxed) && length <= 8 && offset < size_ && length <= size_ - offset;
   }
   void lost(const char* why) {
-    if (lost_.exchange(true)) return;
-    vm_.request_stop(ipc::VmStopped::VMM_ERROR, 1, "device " + name_ + " was lost: " + why);
+    if (!lost_.exchange(true)) vm_.device_lost(name_, why);
   }
 
   std::string name_;
@@ -57,37 +89,102 @@ class RemoteRegion : public BusDevice {
   std::atomic<bool> lost_{false};
 };
 
+// The device's PCI function: the core keeps the standard header and places the BARs; the
+// BARs' registers and device-specific configuration space are the device's.
+class RemotePciFunction : public PciDevice {
+ public:
+  RemotePciFunction(const legacy::PciFunctionInfo& pci, std::vector<std::shared_ptr<BusDevice>> bar_regions,
+                    std::shared_ptr<BusDevice> config)
+      : PciDevice(pci.vendor, pci.device, pci.class_code, pci.revision, pci.subsystem_vendor, pci.subsystem),
+        bar_regions_(std::move(bar_regions)),
+        config_(std::move(config)) {
+    set_interrupt_pin(pci.interrupt_pin);
+    for (int bar = 0; bar < legacy::kPciBars; ++bar)
+      if (bar_regions_[bar])
+        define_bar(bar, pci.bars[bar].size,
+                   pci.bars[bar].kind == static_cast<uint8_t>(legacy::BarKind::kIo) ? BarKind::kIo : BarKind::kMemory32);
+  }
+
+  void bar_read(int bar, uint64_t offset, std::span<uint8_t> data) override { bar_regions_[bar]->read(offset, data); }
+  void bar_write(int bar, uint64_t offset, std::span<const uint8_t> data) override {
+    bar_regions_[bar]->write(offset, data);
+  }
+  void bar_read_string(int bar, uint64_t offset, uint8_t size, uint32_t count, uint8_t* items) override {
+    bar_regions_[bar]->read_string(offset, size, count, items);
+  }
+  void bar_write_string(int bar, uint64_t offset, uint8_t size, uint32_t count, const uint8_t* items) override {
+    bar_regions_[bar]->write_string(offset, size, count, items);
+  }
+
+ protected:
+  bool read_device_config(uint16_t offset, size_t size, uint32_t* value) override {
+    std::vector<uint8_t> bytes(size, 0);
+    if (config_) config_->read(offset, bytes);
+    *value = static_cast<uint32_t>(load_le(bytes));
+    return true;
+  }
+  bool write_device_config(uint16_t offset, uint32_t value, size_t size) override {
+    std::vector<uint8_t> bytes(size);
+    store_le(bytes, value);
+    if (config_) config_->write(offset, bytes);
+    return true;
+  }
+  void command_changed(uint16_t command) override {
+    uint8_t bytes[2];
+    store_le(bytes, command);
+    if (config_) config_->write(legacy::kPciConfigCommand, bytes);
+  }
+
+ private:
+  std::vector<std::shared_ptr<BusDevice>> bar_regions_;
+  std::shared_ptr<BusDevice> config_;
+};
+
+std::string kind_name(const legacy::DeviceInfo& info) {
+  return std::string(info.kind, strnlen(info.kind, sizeof info.kind));
+}
+
 }  // namespace
 
-LegacyDeviceProxy::LegacyDeviceProxy(std::string name, UniqueFd socket, legacy::DeviceKind expected_kind, int vm_fd,
-                                     const std::vector<uint32_t>& gsis, uint32_t poll_us, VmControl& vm)
-    : name_(std::move(name)), connection_(std::move(socket)), vm_(vm) {
+LegacyDeviceProxy::LegacyDeviceProxy(std::string name, UniqueFd socket, const ipc::LegacyAttachment& attachment,
+                                     const GuestMemory& memory, uint32_t poll_us, VmControl& vm)
+    : name_(std::move(name)), attachment_(attachment), connection_(std::move(socket)), vm_(vm) {
   auto request = [](legacy::Request r) { return static_cast<uint32_t>(r); };
+  auto refuse = [&](const std::string& why) { throw InputError("device " + name_ + " " + why); };
+  connection_.set_reply_timeout(kHandshakeTimeout);
   connection_.send(Message::make_empty(static_cast<uint32_t>(vhost_user::Request::kSetOwner)));
 
   Message reply = connection_.call(Message::make_empty(request(legacy::Request::kGetDeviceInfo)));
   info_ = reply.payload_as<legacy::DeviceInfo>();
-  if (info_.kind != static_cast<uint32_t>(expected_kind))
-    throw InputError("device " + name_ + " is of kind " + std::to_string(info_.kind) + ", expected " +
-                     std::to_string(static_cast<uint32_t>(expected_kind)));
-  if (info_.num_regions > legacy::kMaxRegions || info_.num_irqs != gsis.size())
-    throw InputError("device " + name_ + " reports " + std::to_string(info_.num_irqs) + " interrupt lines, expected " +
-                     std::to_string(gsis.size()));
-  if (info_.flags & legacy::kDeviceNeedsGuestMemory)
-    throw InputError("device " + name_ + " asks for guest memory, which this core does not share yet");
+  if (kind_name(info_) != attachment.kind()) refuse("is a '" + kind_name(info_) + "', expected '" + attachment.kind() + "'");
+  if (info_.num_regions > legacy::kMaxRegions) refuse("reports " + std::to_string(info_.num_regions) + " register windows");
+  if (info_.num_irqs != static_cast<uint32_t>(attachment.irqs_size()))
+    refuse("reports " + std::to_string(info_.num_irqs) + " interrupt lines, expected " +
+           std::to_string(attachment.irqs_size()));
+  for (const auto& w : attachment.windows())
+    if (w.region() >= info_.num_regions || info_.region_size[w.region()] < w.size())
+      refuse("has no register window " + std::to_string(w.region()) + " of " + std::to_string(w.size()) + " bytes");
+  bool has_intx = false;
+  for (const auto& irq : attachment.irqs()) has_intx |= irq.pci_intx();
+  bool has_pci = info_.flags & legacy::kDeviceHasPciFunction;
+  if (has_intx && !(has_pci && info_.pci.interrupt_pin)) refuse("has no PCI INTx line to connect");
+  if (has_pci) {
+    for (int bar = 0; bar < legacy::kPciBars; ++bar) {
+      const legacy::PciBarInfo& b = info_.pci.bars[bar];
+      if (b.kind == static_cast<uint8_t>(legacy::BarKind::kUnused)) continue;
+      bool io = b.kind == static_cast<uint8_t>(legacy::BarKind::kIo);
+      if ((b.kind != static_cast<uint8_t>(legacy::BarKind::kMemory32) && !io) || b.region >= info_.num_regions ||
+          b.size < (io ? 4u : 16u) || (b.size & (b.size - 1)) || info_.region_size[b.region] > b.size)
+        refuse("describes an invalid BAR " + std::to_string(bar));
+    }
+  }
 
-  for (uint32_t i = 0; i < gsis.size(); ++i) {
-    // A fresh eventfd owned by irqfds_; KVM keeps its own reference once registered.
-    UniqueFd irqfd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!irqfd) throw_errno("eventfd for " + name_ + " interrupt");
-    kvm_irqfd assign{};
-    assign.fd = static_cast<uint32_t>(irqfd.get());
-    assign.gsi = gsis[i];
-    kvm_ioctl(vm_fd, KVM_IRQFD, &assign, "KVM_IRQFD");
-    legacy::IrqSetting setting{i, 0};
-    int fd = irqfd.get();
-    connection_.send_with_ack(Message::make(request(legacy::Request::kSetIrq), setting), {&fd, 1}, "its interrupt line");
-    irqfds_.push_back(std::move(irqfd));
+  if (info_.flags & legacy::kDeviceNeedsGuestMemory) {
+    std::vector<vhost_user::Frontend::Region> regions;
+    for (const RamRegion& r : memory.regions())
+      regions.push_back({{r.guest_address, r.size, reinterpret_cast<uint64_t>(r.host), r.file_offset}, memory.fd()});
+    std::vector<int> fds;
+    connection_.send_with_ack(vhost_user::Frontend::memory_table(regions, fds), fds, "guest memory");
   }
 
   ring_ = std::make_shared<AccessRingProducer>();
@@ -97,9 +194,39 @@ LegacyDeviceProxy::LegacyDeviceProxy(std::string name, UniqueFd socket, legacy::
   connection_.send_with_ack(Message::make(request(legacy::Request::kSetAccessRing), setting), fds, "the access ring");
 }
 
-std::shared_ptr<BusDevice> LegacyDeviceProxy::region(uint8_t region) {
-  if (region >= info_.num_regions) throw InputError("device " + name_ + " has no register window " + std::to_string(region));
-  return std::make_shared<RemoteRegion>(name_, region, info_.region_size[region], ring_, vm_);
+std::shared_ptr<BusDevice> LegacyDeviceProxy::region(uint8_t index) {
+  return std::make_shared<RemoteRegion>(name_, index, info_.region_size[index], ring_, vm_);
+}
+
+void LegacyDeviceProxy::attach(Bus& pio, Bus& mmio, PciBus& pci, IrqRouter& router) {
+  for (const auto& w : attachment_.windows()) {
+    Bus& bus = w.space() == ipc::LegacyAttachment::Window::PORT_IO ? pio : mmio;
+    bus.add(w.base(), w.size(), region(static_cast<uint8_t>(w.region())), name_);
+  }
+  if (info_.flags & legacy::kDeviceHasPciFunction) {
+    const legacy::PciFunctionInfo& p = info_.pci;
+    std::vector<std::shared_ptr<BusDevice>> bars(legacy::kPciBars);
+    for (int bar = 0; bar < legacy::kPciBars; ++bar)
+      if (p.bars[bar].kind != static_cast<uint8_t>(legacy::BarKind::kUnused)) bars[bar] = region(p.bars[bar].region);
+    std::shared_ptr<BusDevice> config = p.config_region < info_.num_regions ? region(p.config_region) : nullptr;
+    pci_function_ = std::make_shared<RemotePciFunction>(p, std::move(bars), std::move(config));
+    pci.add(pci_function_);
+  }
+  for (int i = 0; i < attachment_.irqs_size(); ++i) {
+    const auto& irq = attachment_.irqs(i);
+    uint32_t gsi = irq.pci_intx() ? pci_function_->intx_gsi() : irq.gsi();
+    bool level = irq.level() || irq.pci_intx();
+    UniqueFd trigger = make_eventfd(name_ + " interrupt");
+    UniqueFd resample = level ? make_eventfd(name_ + " interrupt resample") : UniqueFd();
+    router.assign_irqfd(trigger.get(), gsi, resample.get());
+    legacy::IrqSetting setting{static_cast<uint32_t>(i), level ? legacy::kIrqLevel : 0};
+    std::vector<int> fds = {trigger.get()};
+    if (level) fds.push_back(resample.get());
+    connection_.send_with_ack(Message::make(static_cast<uint32_t>(legacy::Request::kSetIrq), setting), fds,
+                              "its interrupt line");
+    irqfds_.push_back(std::move(trigger));
+    if (resample) irqfds_.push_back(std::move(resample));
+  }
 }
 
 }  // namespace bulkhead::core

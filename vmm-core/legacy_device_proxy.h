@@ -1,5 +1,6 @@
-// The core's end of a legacy device process: the vhost-user-style handshake, the irqfds it
-// drives, and bus windows whose accesses travel over the shared access ring.
+// The core's end of a legacy device process: the handshake, the guest memory it may DMA
+// into, the interrupt lines it drives, and the bus windows (fixed ones, and the BARs of its
+// PCI function) whose accesses travel over the shared access ring.
 #pragma once
 
 #include <memory>
@@ -7,33 +8,43 @@
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "ipc/control.pb.h"
 #include "ipc/legacy_device/access_ring.h"
 #include "ipc/legacy_device/protocol.h"
 #include "vhost-user/connection.h"
 #include "vmm-core/bus.h"
+#include "vmm-core/guest_memory.h"
+#include "vmm-core/irq_router.h"
+#include "vmm-core/pci/pci_bus.h"
 #include "vmm-core/vm_control.h"
 
 namespace bulkhead::core {
 
 class LegacyDeviceProxy {
  public:
-  // Runs the handshake; throws naming the device if it misbehaves. Each entry of `gsis`
-  // becomes an irqfd for the device's interrupt line of the same index.
-  LegacyDeviceProxy(std::string name, UniqueFd socket, legacy::DeviceKind expected_kind, int vm_fd,
-                    const std::vector<uint32_t>& gsis, uint32_t poll_us, VmControl& vm);
+  // Runs the handshake and checks the device against `attachment`; throws InputError
+  // naming the device if it misbehaves or does not match.
+  LegacyDeviceProxy(std::string name, UniqueFd socket, const ipc::LegacyAttachment& attachment,
+                    const GuestMemory& memory, uint32_t poll_us, VmControl& vm);
+
+  // Puts the device's fixed windows on the buses and its PCI function on `pci`, then
+  // connects its interrupt lines (an INTx line needs the slot's GSI, known only now).
+  void attach(Bus& pio, Bus& mmio, PciBus& pci, IrqRouter& router);
 
   const std::string& name() const { return name_; }
   int socket_fd() const { return connection_.fd(); }
   const legacy::DeviceInfo& info() const { return info_; }
-  // A bus device for register window `region`; accesses past the window's size are refused.
-  std::shared_ptr<BusDevice> region(uint8_t region);
 
  private:
+  std::shared_ptr<BusDevice> region(uint8_t index);
+
   std::string name_;
+  ipc::LegacyAttachment attachment_;
   vhost_user::Connection connection_;
   legacy::DeviceInfo info_{};
-  std::vector<UniqueFd> irqfds_;
+  std::vector<UniqueFd> irqfds_;  // with their resample eventfds; KVM keeps its own references
   std::shared_ptr<legacy::AccessRingProducer> ring_;
+  std::shared_ptr<PciDevice> pci_function_;
   VmControl& vm_;
 };
 

@@ -55,14 +55,14 @@ void install_vcpu_kick_handler() {
 }
 
 Vcpu::Vcpu(const Kvm& kvm, int vm_fd, uint32_t index, uint32_t count, const std::vector<kvm_cpuid_entry2>& supported,
-           const std::vector<uint32_t>& msr_list)
+           const CpuModel& model, const std::vector<uint32_t>& msr_list)
     : index_(index) {
   fd_.reset(kvm_ioctl(vm_fd, KVM_CREATE_VCPU, static_cast<unsigned long>(index), "KVM_CREATE_VCPU"));
   run_mapping_ = Mapping::map(fd_.get(), kvm.vcpu_mmap_size(), PROT_READ | PROT_WRITE);
   // The kernel's kvm_run structure starts at offset 0 of the vCPU mapping.
   run_ = reinterpret_cast<kvm_run*>(run_mapping_.data());
 
-  std::vector<kvm_cpuid_entry2> entries = build_cpuid(supported, index, count);
+  std::vector<kvm_cpuid_entry2> entries = build_cpuid(supported, index, count, model);
   KvmArray<KvmCpuid2Header, kvm_cpuid_entry2> cpuid(static_cast<uint32_t>(entries.size()));
   cpuid.header()->nent = static_cast<uint32_t>(entries.size());
   std::copy(entries.begin(), entries.end(), cpuid.entries());
@@ -201,12 +201,13 @@ void Vcpu::handle_io(const Bus& pio) {
   auto& io = run_->io;
   // KVM places the data for this exit inside the kvm_run mapping at data_offset.
   uint8_t* data = reinterpret_cast<uint8_t*>(run_) + io.data_offset;
-  for (uint32_t i = 0; i < io.count; ++i) {
-    std::span<uint8_t> item(data + i * io.size, io.size);
-    if (io.direction == KVM_EXIT_IO_OUT)
-      pio.write(io.port, item);
-    else
-      pio.read(io.port, item);
+  if (io.count > 1) {  // rep ins/outs: the whole string in one access
+    if (io.direction == KVM_EXIT_IO_OUT) pio.write_string(io.port, io.size, io.count, data);
+    else pio.read_string(io.port, io.size, io.count, data);
+  } else if (io.direction == KVM_EXIT_IO_OUT) {
+    pio.write(io.port, {data, io.size});
+  } else {
+    pio.read(io.port, {data, io.size});
   }
 }
 

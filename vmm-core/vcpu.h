@@ -11,6 +11,7 @@
 #include "common/unique_fd.h"
 #include "vmm-core/boot/kernel_image.h"
 #include "vmm-core/bus.h"
+#include "vmm-core/cpuid.h"
 #include "vmm-core/kvm.h"
 #include "vmm-core/vm_control.h"
 
@@ -19,7 +20,7 @@ namespace bulkhead::core {
 class Vcpu {
  public:
   Vcpu(const Kvm& kvm, int vm_fd, uint32_t index, uint32_t count, const std::vector<kvm_cpuid_entry2>& cpuid,
-       const std::vector<uint32_t>& msr_list);
+       const CpuModel& model, const std::vector<uint32_t>& msr_list);
   ~Vcpu();
 
   // Boot CPU only: registers for the loader's entry mode.

@@ -11,14 +11,12 @@
 #include "vmm-core/boot/memory_map.h"
 #include "vmm-core/devices/debug_exit.h"
 #include "vmm-core/devices/system_control.h"
+#include "vmm-core/platform.h"
 
 namespace bulkhead::core {
 
 namespace {
 
-// KVM's private pages for VMX real-mode support, inside the 32-bit hole, clear of guest RAM.
-constexpr uint64_t kIdentityMapAddr = 0xfeffc000;
-constexpr uint64_t kTssAddr = 0xfeffd000;
 constexpr uint32_t kMaxCpus = 254;  // one MADT xAPIC entry each, IDs below the broadcast ID
 
 UniqueFd take_required_fd(std::vector<UniqueFd>& fds, int index, const char* what) {
@@ -51,8 +49,8 @@ Vm::Vm(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds)
                            {KVM_CAP_SIGNAL_MSI, "KVM_SIGNAL_MSI"}})
     kvm_.require_extension(cap, name);
 
-  kvm_ioctl(vm_fd_.get(), KVM_SET_TSS_ADDR, kTssAddr, "KVM_SET_TSS_ADDR");
-  uint64_t identity_map = kIdentityMapAddr;
+  kvm_ioctl(vm_fd_.get(), KVM_SET_TSS_ADDR, platform::kKvmTssAddr, "KVM_SET_TSS_ADDR");
+  uint64_t identity_map = platform::kKvmIdentityMapAddr;
   kvm_ioctl(vm_fd_.get(), KVM_SET_IDENTITY_MAP_ADDR, &identity_map, "KVM_SET_IDENTITY_MAP_ADDR");
   kvm_ioctl(vm_fd_.get(), KVM_CREATE_IRQCHIP, 0ul, "KVM_CREATE_IRQCHIP");
   kvm_pit_config pit{};
@@ -69,19 +67,20 @@ Vm::Vm(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds)
   }
 
   add_system_devices();
-  connect_legacy_devices(config, fds);
-  connect_virtio_devices(config, fds);
+  AcpiPlatform acpi{cpus, connect_devices(config, fds)};
 
   memory_.write(kBootGdtAddr, {reinterpret_cast<const uint8_t*>(kBootGdt), sizeof kBootGdt}, "boot GDT");
   UniqueFd kernel = take_required_fd(fds, config.kernel_fd(), "the kernel image");
   UniqueFd initrd = ipc::take_fd(fds, config.initrd_fd(), "the initrd");
   BootInputs inputs{kernel.get(), initrd.get(), config.cmdline(), build_memory_map(memory_),
-                    write_acpi_tables(memory_, cpus)};
+                    write_acpi_tables(memory_, acpi)};
   BootEntry entry = load_kernel(inputs, memory_);
 
   std::vector<kvm_cpuid_entry2> supported = kvm_.supported_cpuid();
   std::vector<uint32_t> msrs = kvm_.msr_index_list();
-  for (uint32_t i = 0; i < cpus; ++i) vcpus_.push_back(std::make_unique<Vcpu>(kvm_, vm_fd_.get(), i, cpus, supported, msrs));
+  CpuModel model{config.cpu_model() == ipc::CoreConfig::HOST, config.hide_cmpxchg16b()};
+  for (uint32_t i = 0; i < cpus; ++i)
+    vcpus_.push_back(std::make_unique<Vcpu>(kvm_, vm_fd_.get(), i, cpus, supported, model, msrs));
   vcpus_[0]->set_boot_state(entry);
 }
 
@@ -92,36 +91,46 @@ Vm::~Vm() {
 }
 
 void Vm::add_system_devices() {
-  pio_.add(kDebugExitPort, kDebugExitPorts, std::make_shared<DebugExit>(control_), "debug-exit");
-  pio_.add(kKeyboardControllerPort, 1, std::make_shared<KeyboardControllerReset>(control_), "keyboard-controller reset");
-  pio_.add(kSleepControlPort, 2, std::make_shared<SleepControl>(control_), "ACPI sleep control");
-  pci_ = std::make_shared<PciBus>(mmio_, std::make_shared<ResetControl>(control_));
-  pio_.add(PciBus::kConfigAddressPort, PciBus::kConfigPorts, pci_, "PCI configuration");
+  namespace pf = platform;
+  pio_.add(pf::kDebugExitPort, pf::kDebugExitPorts, std::make_shared<DebugExit>(control_), "debug-exit");
+  pio_.add(pf::kKeyboardControllerPort, 1, std::make_shared<KeyboardControllerReset>(control_), "keyboard-controller reset");
+  acpi_pm_ = std::make_shared<AcpiPm>(control_, [this](bool level) { router_.set_line(pf::kSciIrq, level); });
+  pio_.add(pf::kPmBase, pf::kPmSize, acpi_pm_, "ACPI PM registers");
+  pci_ = std::make_shared<PciBus>(pio_, mmio_, std::make_shared<ResetControl>(control_));
+  pio_.add(pf::kPciConfigPort, pf::kPciConfigPorts, pci_, "PCI configuration");
 }
 
-void Vm::connect_virtio_devices(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds) {
-  for (const ipc::VirtioDeviceSlot& slot : config.virtio_devices()) {
-    UniqueFd socket = take_required_fd(fds, slot.socket_fd(), "a vhost-user socket");
-    VirtioType type = slot.type() == ipc::VirtioDeviceSlot::BLOCK ? VirtioType::kBlock
-                      : slot.type() == ipc::VirtioDeviceSlot::NET ? VirtioType::kNet
-                                                                  : VirtioType::kScsi;
-    auto device = std::make_unique<VhostUserDevice>(slot.name(), type, std::move(socket), memory_);
-    pci_->add(std::make_shared<VirtioPciDevice>(*device, vm_fd_.get(), router_, monitor_));
-    virtio_devices_.push_back(std::move(device));
+std::vector<AcpiIsaDevice> Vm::connect_devices(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds) {
+  std::vector<AcpiIsaDevice> isa;
+  auto lost = [this](const std::string& name) {
+    return [this, name](const std::string& why) { control_.device_lost(name, why); };
+  };
+  for (const ipc::DeviceSlot& slot : config.devices()) {
+    UniqueFd socket = take_required_fd(fds, slot.socket_fd(), "a device socket");
+    if (slot.has_virtio()) {
+      auto device = std::make_unique<VhostUserDevice>(slot.name(), static_cast<uint16_t>(slot.virtio().device_type()),
+                                                      std::move(socket), memory_, lost(slot.name()));
+      pci_->add(std::make_shared<VirtioPciDevice>(*device, vm_fd_.get(), router_, monitor_));
+      virtio_devices_.push_back(std::move(device));
+    } else if (slot.has_legacy()) {
+      auto proxy = std::make_unique<LegacyDeviceProxy>(slot.name(), std::move(socket), slot.legacy(), memory_,
+                                                       config.device_poll_us(), control_);
+      proxy->attach(pio_, mmio_, *pci_, router_);
+      legacy_devices_.push_back(std::move(proxy));
+    } else {
+      throw InputError("device " + slot.name() + " has no attachment");
+    }
+    if (slot.has_acpi()) {
+      AcpiIsaDevice d{slot.acpi().name(), slot.acpi().hid(), slot.acpi().uid(), {}, {}};
+      for (const auto& w : slot.legacy().windows())
+        if (w.space() == ipc::LegacyAttachment::Window::PORT_IO && w.base() + w.size() <= 0x10000 && w.size() < 256)
+          d.ports.push_back({static_cast<uint16_t>(w.base()), static_cast<uint8_t>(w.size())});
+      for (const auto& irq : slot.legacy().irqs())
+        if (!irq.pci_intx() && irq.gsi() < 16) d.irqs.push_back(static_cast<uint8_t>(irq.gsi()));
+      isa.push_back(std::move(d));
+    }
   }
-}
-
-void Vm::connect_legacy_devices(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds) {
-  for (const ipc::LegacyDeviceSlot& slot : config.legacy_devices()) {
-    UniqueFd socket = take_required_fd(fds, slot.socket_fd(), "a legacy device socket");
-    auto proxy = std::make_unique<LegacyDeviceProxy>(slot.name(), std::move(socket), legacy::DeviceKind::kSerial16550,
-                                                     vm_fd_.get(), std::vector<uint32_t>{slot.gsi()},
-                                                     config.device_poll_us(), control_);
-    if (proxy->info().region_size[0] < slot.io_size())
-      throw InputError("device " + slot.name() + " has fewer registers than its I/O window");
-    pio_.add(slot.io_base(), slot.io_size(), proxy->region(0), slot.name());
-    legacy_devices_.push_back(std::move(proxy));
-  }
+  return isa;
 }
 
 ipc::VmStopped Vm::run(int control_fd) {

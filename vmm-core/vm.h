@@ -6,7 +6,9 @@
 
 #include "common/unique_fd.h"
 #include "ipc/control.pb.h"
+#include "vmm-core/boot/acpi.h"
 #include "vmm-core/bus.h"
+#include "vmm-core/devices/acpi_pm.h"
 #include "vmm-core/eventfd_monitor.h"
 #include "vmm-core/guest_memory.h"
 #include "vmm-core/irq_router.h"
@@ -31,8 +33,9 @@ class Vm {
 
  private:
   void add_system_devices();
-  void connect_legacy_devices(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds);
-  void connect_virtio_devices(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds);
+  // Connects every device slot, in order (the order decides PCI slots), and returns what the
+  // ACPI tables describe about them.
+  std::vector<AcpiIsaDevice> connect_devices(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds);
 
   // Declaration order is destruction order reversed: devices on the buses may call into the
   // router, the monitor and their vhost-user links until they are gone.
@@ -46,6 +49,7 @@ class Vm {
   Bus pio_{"port I/O bus"};
   Bus mmio_{"MMIO bus"};
   std::shared_ptr<PciBus> pci_;
+  std::shared_ptr<AcpiPm> acpi_pm_;
   std::vector<std::unique_ptr<LegacyDeviceProxy>> legacy_devices_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
 };

@@ -28,6 +28,10 @@ void VmControl::request_stop(ipc::VmStopped::Reason reason, uint32_t exit_code, 
   if (kick_) kick_();
 }
 
+void VmControl::device_lost(const std::string& device, const std::string& why) {
+  request_stop(ipc::VmStopped::VMM_ERROR, 1, "device " + device + " was lost: " + why);
+}
+
 ipc::VmStopped VmControl::result() const {
   std::lock_guard lock(mutex_);
   return result_;

@@ -17,6 +17,9 @@ class VmControl {
   VmControl();
 
   void request_stop(ipc::VmStopped::Reason reason, uint32_t exit_code, const std::string& message);
+  // A device process died, hung up or stopped answering within its bound: the VM cannot use
+  // it any more. (Today this ends the VM, naming the device and why.)
+  void device_lost(const std::string& device, const std::string& why);
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
   ipc::VmStopped result() const;
   // Becomes readable once a stop was requested.

@@ -1,9 +1,15 @@
-// An interrupt line driven through a KVM irqfd. Edge-triggered: each rising edge of the
-// device's level becomes one signal, as on an ISA bus.
+// An interrupt line driven through a KVM irqfd.
+//  - Edge-triggered (ISA): each rising edge of the device's output becomes one signal.
+//  - Level-triggered (PCI INTx), with a resample eventfd: KVM keeps the line asserted from
+//    a signal until the guest's EOI, then lowers it and signals the resample eventfd; if the
+//    device's output is still high then, the line is signalled again, so an interrupt that
+//    stays pending is never lost.
 #pragma once
 
+#include <sys/epoll.h>
 #include <unistd.h>
 
+#include "common/event_loop.h"
 #include "common/unique_fd.h"
 
 namespace bulkhead::device {
@@ -16,8 +22,20 @@ class IrqSink {
 
 class IrqLine : public IrqSink {
  public:
-  void attach(UniqueFd irqfd) {
-    fd_ = std::move(irqfd);
+  IrqLine() = default;
+  IrqLine(const IrqLine&) = delete;
+  IrqLine& operator=(const IrqLine&) = delete;
+  ~IrqLine() override {
+    if (loop_ && resample_) loop_->remove(resample_.get());
+  }
+
+  // `resample` (level lines only) is watched on `loop`.
+  void attach(EventLoop& loop, UniqueFd trigger, UniqueFd resample = {}) {
+    if (loop_ && resample_) loop_->remove(resample_.get());
+    trigger_ = std::move(trigger);
+    resample_ = std::move(resample);
+    loop_ = &loop;
+    if (resample_) loop.add(resample_.get(), EPOLLIN, [this](uint32_t) { on_resample(); });
     if (level_) signal();
   }
   void set_level(bool high) override {
@@ -25,16 +43,26 @@ class IrqLine : public IrqSink {
     level_ = high;
   }
   bool level() const { return level_; }
+  uint64_t signals() const { return signals_; }
 
  private:
+  void on_resample() {
+    uint64_t count;
+    // Resets the resample eventfd (8-byte read into a local); EAGAIN only means a spurious wake.
+    if (::read(resample_.get(), &count, sizeof count) != sizeof count) return;
+    if (level_) signal();
+  }
   void signal() {
-    if (!fd_) return;
+    if (!trigger_) return;
+    ++signals_;
     uint64_t one = 1;
     // 8-byte eventfd write from a local; KVM consumes it and injects the interrupt.
-    [[maybe_unused]] ssize_t n = ::write(fd_.get(), &one, sizeof one);
+    [[maybe_unused]] ssize_t n = ::write(trigger_.get(), &one, sizeof one);
   }
-  UniqueFd fd_;
+  UniqueFd trigger_, resample_;
+  EventLoop* loop_ = nullptr;
   bool level_ = false;
+  uint64_t signals_ = 0;
 };
 
 }  // namespace bulkhead::device

@@ -2,6 +2,8 @@
 
 #include <sys/epoll.h>
 
+#include <cstring>
+
 #include "common/error.h"
 #include "common/log.h"
 
@@ -10,27 +12,58 @@ namespace bulkhead::device {
 namespace {
 using vhost_user::Message;
 constexpr uint32_t kMaxPollUs = 1000;
-constexpr int kSpinsBetweenEventChecks = 64;
 
 void require_fds(const Message& m, size_t count, const char* what) {
   if (m.fds.size() != count)
     throw InputError(std::string(what) + " carries " + std::to_string(m.fds.size()) + " descriptors, expected " +
                      std::to_string(count));
 }
+
+uint64_t load_item(const uint8_t* p, uint8_t size) {
+  uint64_t v = 0;
+  std::memcpy(&v, p, size);
+  return v;
+}
 }  // namespace
 
+void LegacyDeviceModel::read_string(uint8_t region, uint64_t offset, uint8_t size, std::span<uint8_t> items) {
+  for (size_t at = 0; at + size <= items.size(); at += size) {
+    uint64_t v = read(region, offset, size);
+    std::memcpy(items.data() + at, &v, size);
+  }
+}
+
+void LegacyDeviceModel::write_string(uint8_t region, uint64_t offset, uint8_t size, std::span<const uint8_t> items) {
+  for (size_t at = 0; at + size <= items.size(); at += size) write(region, offset, size, load_item(items.data() + at, size));
+}
+
 LegacyDeviceServer::LegacyDeviceServer(LegacyDeviceModel& model, EventLoop& loop, UniqueFd socket)
-    : model_(model), loop_(loop), connection_(std::move(socket)) {
+    : model_(model), info_(model.info()), loop_(loop), connection_(std::move(socket)) {
   loop_.add(connection_.fd(), EPOLLIN | EPOLLRDHUP, [this](uint32_t) { on_socket_readable(); });
 }
 
 void LegacyDeviceServer::on_socket_readable() {
   Message message;
   if (!connection_.receive(message)) {
-    loop_.stop();
+    connected_ = false;
     return;
   }
   handle(message);
+}
+
+void LegacyDeviceServer::set_memory(Message& m) {
+  if (!(info_.flags & legacy::kDeviceNeedsGuestMemory)) throw InputError("SET_MEM_TABLE for a device without DMA");
+  if (m.payload.size() < 8) throw InputError("SET_MEM_TABLE payload too short");
+  vhost_user::MemoryTable table{};
+  std::memcpy(&table, m.payload.data(), std::min(m.payload.size(), sizeof table));
+  if (table.nregions == 0 || table.nregions > vhost_user::kMaxMemoryRegions ||
+      m.payload.size() != 8 + table.nregions * sizeof(vhost_user::MemoryRegion))
+    throw InputError("SET_MEM_TABLE with a malformed region list");
+  require_fds(m, table.nregions, "SET_MEM_TABLE");
+  memory_.clear();
+  for (uint32_t i = 0; i < table.nregions; ++i) memory_.add(table.regions[i], std::move(m.fds[i]));
+  model_.attach_memory(memory_);
+  if (m.needs_reply()) connection_.reply_u64(m, 0);
 }
 
 void LegacyDeviceServer::handle(Message& m) {
@@ -39,15 +72,18 @@ void LegacyDeviceServer::handle(Message& m) {
     case static_cast<uint32_t>(Request::kSetOwner):
       require_fds(m, 0, "SET_OWNER");
       return;
+    case static_cast<uint32_t>(Request::kSetMemTable):
+      return set_memory(m);
     case static_cast<uint32_t>(legacy::Request::kGetDeviceInfo):
       require_fds(m, 0, "GET_DEVICE_INFO");
-      connection_.send(Message::make(m.request(), model_.info(), vhost_user::kFlagReply));
+      connection_.send(Message::make(m.request(), info_, vhost_user::kFlagReply));
       return;
     case static_cast<uint32_t>(legacy::Request::kSetIrq): {
-      require_fds(m, 1, "SET_IRQ");
       auto setting = m.payload_as<legacy::IrqSetting>();
-      bool ok = setting.index < model_.info().num_irqs && setting.flags == 0;
-      if (ok) model_.attach_irq(setting.index, std::move(m.fds[0]));
+      bool level = setting.flags == legacy::kIrqLevel;
+      require_fds(m, level ? 2 : 1, "SET_IRQ");
+      bool ok = setting.index < info_.num_irqs && (setting.flags == 0 || level);
+      if (ok) model_.attach_irq(setting.index, std::move(m.fds[0]), level ? std::move(m.fds[1]) : UniqueFd());
       if (m.needs_reply()) connection_.reply_u64(m, ok ? 0 : 1);
       return;
     }
@@ -57,7 +93,7 @@ void LegacyDeviceServer::handle(Message& m) {
       poll_window_ = std::chrono::microseconds(std::min(setting.poll_us, kMaxPollUs));
       if (ring_) loop_.remove(ring_->kick_fd());
       ring_ = std::make_unique<legacy::AccessRingConsumer>(std::move(m.fds[0]), std::move(m.fds[1]), std::move(m.fds[2]));
-      // The kick only wakes the loop; run() drains the ring after every wake-up.
+      // The kick only wakes the loop; the serving loop drains the ring after every wake-up.
       loop_.add(ring_->kick_fd(), EPOLLIN, [](uint32_t) {});
       if (m.needs_reply()) connection_.reply_u64(m, 0);
       return;
@@ -68,34 +104,39 @@ void LegacyDeviceServer::handle(Message& m) {
   }
 }
 
-void LegacyDeviceServer::drain_ring() {
-  size_t handled = ring_->drain([this](const legacy::AccessSlot& slot) -> uint64_t {
-    if (slot.kind == static_cast<uint8_t>(legacy::AccessKind::kRead)) return model_.read(slot.region, slot.offset, slot.size);
-    model_.write(slot.region, slot.offset, slot.size, slot.data);
-    return 0;
+size_t LegacyDeviceServer::drain_ring() {
+  using legacy::AccessKind;
+  size_t handled = ring_->drain([this](const legacy::AccessSlot& slot, std::span<uint8_t> items) -> uint64_t {
+    switch (static_cast<AccessKind>(slot.kind)) {
+      case AccessKind::kRead:
+        return model_.read(slot.region, slot.offset, slot.size);
+      case AccessKind::kWrite:
+        model_.write(slot.region, slot.offset, slot.size, slot.data);
+        return 0;
+      case AccessKind::kReadString:
+        std::memset(items.data(), 0xff, items.size());
+        if (slot.size) model_.read_string(slot.region, slot.offset, slot.size, items);
+        return 0;
+      case AccessKind::kWriteString:
+        if (slot.size) model_.write_string(slot.region, slot.offset, slot.size, items);
+        return 0;
+    }
+    return ~0ull;  // an unknown kind from a confused core: ignored
   });
-  if (handled) {
-    last_access_ = std::chrono::steady_clock::now();
-    model_.after_accesses();
-  }
+  if (handled) model_.after_accesses();
+  return handled;
+}
+
+bool LegacyDeviceServer::poll() { return ring_ && drain_ring() > 0; }
+
+bool LegacyDeviceServer::prepare_to_sleep() { return !ring_ || ring_->prepare_to_sleep(); }
+
+void LegacyDeviceServer::woke_up() {
+  if (ring_) ring_->woke_up();
 }
 
 void LegacyDeviceServer::run() {
-  int spins = 0;
-  while (!loop_.stopped()) {
-    if (ring_) {
-      drain_ring();
-      if (std::chrono::steady_clock::now() - last_access_ < poll_window_) {
-        // Still busy: keep polling the ring, looking at other events now and then.
-        if (++spins % kSpinsBetweenEventChecks == 0) loop_.run_once(0);
-        __builtin_ia32_pause();
-        continue;
-      }
-      if (!ring_->prepare_to_sleep()) continue;
-    }
-    loop_.run_once(-1);
-    if (ring_) ring_->woke_up();
-  }
+  serve_adaptively(loop_, *this, poll_window_, [this] { return connected_; });
   // Writes the core posted just before it went away (the guest's last bytes) still count.
   if (ring_) drain_ring();
   model_.finish();

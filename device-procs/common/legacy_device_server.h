@@ -1,16 +1,18 @@
 // The device side of the legacy device protocol: answers the core's vhost-user-style
-// messages and serves register accesses from the shared access ring, polling the ring for a
-// short while after each access so that back-to-back accesses need no wake-up.
+// messages (device info, interrupt lines, guest memory for DMA, the access ring) and serves
+// register accesses from the shared access ring with adaptive polling.
 #pragma once
 
 #include <chrono>
 #include <memory>
-#include <optional>
+#include <span>
 
 #include "common/event_loop.h"
+#include "device-procs/common/adaptive_poll.h"
 #include "ipc/legacy_device/access_ring.h"
 #include "ipc/legacy_device/protocol.h"
 #include "vhost-user/connection.h"
+#include "vhost-user/memory_map.h"
 
 namespace bulkhead::device {
 
@@ -21,14 +23,21 @@ class LegacyDeviceModel {
   virtual legacy::DeviceInfo info() const = 0;
   virtual uint64_t read(uint8_t region, uint64_t offset, uint8_t size) = 0;
   virtual void write(uint8_t region, uint64_t offset, uint8_t size, uint64_t value) = 0;
-  virtual void attach_irq(uint32_t index, UniqueFd irqfd) = 0;
+  // String port I/O: `items` holds count * size bytes. By default, one access per item.
+  virtual void read_string(uint8_t region, uint64_t offset, uint8_t size, std::span<uint8_t> items);
+  virtual void write_string(uint8_t region, uint64_t offset, uint8_t size, std::span<const uint8_t> items);
+  // Interrupt line `index`: `resample` is set for level-triggered lines (IrqLine::attach).
+  virtual void attach_irq(uint32_t index, UniqueFd trigger, UniqueFd resample) = 0;
+  // Guest memory for DMA (devices whose info has kDeviceNeedsGuestMemory). Every address
+  // the guest gives must be translated and checked through it.
+  virtual void attach_memory(const vhost_user::MemoryMap& /*memory*/) {}
   // After a batch of accesses: a chance to flush output or re-arm timers once per batch.
   virtual void after_accesses() {}
   // The core hung up and every access it posted has been handled: finish pending work.
   virtual void finish() {}
 };
 
-class LegacyDeviceServer {
+class LegacyDeviceServer : private PolledWork {
  public:
   LegacyDeviceServer(LegacyDeviceModel& model, EventLoop& loop, UniqueFd socket);
 
@@ -38,14 +47,21 @@ class LegacyDeviceServer {
  private:
   void on_socket_readable();
   void handle(vhost_user::Message& message);
-  void drain_ring();
+  void set_memory(vhost_user::Message& message);
+  size_t drain_ring();
+  // PolledWork: the access ring.
+  bool poll() override;
+  bool prepare_to_sleep() override;
+  void woke_up() override;
 
   LegacyDeviceModel& model_;
+  legacy::DeviceInfo info_;
   EventLoop& loop_;
   vhost_user::Connection connection_;
+  bool connected_ = true;
+  vhost_user::MemoryMap memory_;
   std::unique_ptr<legacy::AccessRingConsumer> ring_;
   std::chrono::microseconds poll_window_{0};
-  std::chrono::steady_clock::time_point last_access_{};
 };
 
 }  // namespace bulkhead::device

@@ -57,7 +57,7 @@ SerialDevice::SerialDevice(EventLoop& loop, SerialStreams streams)
 
 legacy::DeviceInfo SerialDevice::info() const {
   legacy::DeviceInfo info{};
-  info.kind = static_cast<uint32_t>(legacy::DeviceKind::kSerial16550);
+  std::strncpy(info.kind, kKind, sizeof info.kind);
   info.num_regions = 1;
   info.num_irqs = 1;
   info.region_size[0] = Uart16550::kRegisterCount;
@@ -74,7 +74,9 @@ void SerialDevice::write(uint8_t region, uint64_t offset, uint8_t size, uint64_t
   uart_.write(static_cast<uint8_t>(offset), static_cast<uint8_t>(value));
 }
 
-void SerialDevice::attach_irq(uint32_t, UniqueFd irqfd) { irq_.attach(std::move(irqfd)); }
+void SerialDevice::attach_irq(uint32_t, UniqueFd trigger, UniqueFd resample) {
+  irq_.attach(loop_, std::move(trigger), std::move(resample));
+}
 
 void SerialDevice::after_accesses() {
   flush_output(false);

@@ -22,12 +22,14 @@ struct SerialStreams {
 
 class SerialDevice : public LegacyDeviceModel {
  public:
+  static constexpr const char* kKind = "serial";
+
   SerialDevice(EventLoop& loop, SerialStreams streams);
 
   legacy::DeviceInfo info() const override;
   uint64_t read(uint8_t region, uint64_t offset, uint8_t size) override;
   void write(uint8_t region, uint64_t offset, uint8_t size, uint64_t value) override;
-  void attach_irq(uint32_t index, UniqueFd irqfd) override;
+  void attach_irq(uint32_t index, UniqueFd trigger, UniqueFd resample) override;
   void after_accesses() override;
   // Writes out what the guest sent before the VM ended (bounded wait).
   void finish() override;

@@ -111,7 +111,6 @@ void VirtioScsi::handle_request(Queue& queue, Chain chain) {
     resp.write(0, header, resp_len);
     queue.complete(head, static_cast<uint32_t>(resp_len + r.data_in));
     --in_flight_[queue.index()];
-    ++completed_;
     if (std::find(to_notify_.begin(), to_notify_.end(), &queue) == to_notify_.end()) to_notify_.push_back(&queue);
   };
   if (data_out.size() && data_in.size()) return finish(scsi::Result{}, kFailure);  // bidirectional: not offered

@@ -34,10 +34,9 @@ class VirtioScsi : public vhost_user::VirtioDevice {
   void drain(vhost_user::Queue& queue) override;
   void reset() override;
 
-  uint64_t requests_completed() const { return completed_; }
   // Completes finished I/O without system calls (adaptive polling); true if any finished.
-  bool poll_completions();
-  bool busy() const;
+  bool poll_completions() override;
+  bool busy() const override;
 
  private:
   struct Lun {
@@ -59,7 +58,6 @@ class VirtioScsi : public vhost_user::VirtioDevice {
   uint32_t cdb_size_ = 32;
   std::vector<uint32_t> in_flight_;  // per queue
   std::vector<vhost_user::Queue*> to_notify_;
-  uint64_t completed_ = 0;
 };
 
 }  // namespace bulkhead::device

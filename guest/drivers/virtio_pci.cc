@@ -111,8 +111,10 @@ bool VirtioPci::enable_msix(uint16_t vector, uint8_t cpu_vector) {
   uint8_t cap = pci_capability(fn_, kCapMsix);
   if (!cap) return false;
   uint32_t table = pci_read32(fn_, static_cast<uint8_t>(cap + 4));
-  uint64_t base = pci_bar(fn_, table & 7) + (table & ~7u);
-  auto* entry = reinterpret_cast<volatile uint32_t*>(base + 16ull * vector);
+  uint32_t pba = pci_read32(fn_, static_cast<uint8_t>(cap + 8));
+  msix_table_ = reinterpret_cast<volatile uint32_t*>(pci_bar(fn_, table & 7) + (table & ~7u));
+  msix_pba_ = reinterpret_cast<volatile uint32_t*>(pci_bar(fn_, pba & 7) + (pba & ~7u));
+  volatile uint32_t* entry = msix_table_ + 4 * vector;
   entry[0] = 0xfee00000u | (apic_id() << 12);  // to this CPU, physical destination
   entry[1] = 0;
   entry[2] = cpu_vector;  // fixed delivery, edge
@@ -121,5 +123,11 @@ bool VirtioPci::enable_msix(uint16_t vector, uint8_t cpu_vector) {
   pci_write16(fn_, static_cast<uint8_t>(cap + 2), static_cast<uint16_t>((control | 0x8000) & ~0x4000));
   return true;
 }
+
+void VirtioPci::msix_mask(uint16_t vector, bool masked) { msix_table_[4 * vector + 3] = masked ? 1 : 0; }
+
+void VirtioPci::msix_retarget(uint16_t vector, uint8_t cpu_vector) { msix_table_[4 * vector + 2] = cpu_vector; }
+
+bool VirtioPci::msix_pending(uint16_t vector) { return (msix_pba_[vector / 32] >> (vector % 32)) & 1; }
 
 }  // namespace guest

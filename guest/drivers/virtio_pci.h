@@ -31,6 +31,11 @@ class VirtioPci {
   volatile uint8_t* device_config() const { return device_; }
   // Points MSI-X vector `vector` at `cpu_vector` on the BSP and enables MSI-X.
   bool enable_msix(uint16_t vector, uint8_t cpu_vector);
+  // MSI-X table entry `vector` (after enable_msix): mask it, point it elsewhere, and read
+  // its pending bit.
+  void msix_mask(uint16_t vector, bool masked);
+  void msix_retarget(uint16_t vector, uint8_t cpu_vector);
+  bool msix_pending(uint16_t vector);
   const PciFunction& function() const { return fn_; }
 
  private:
@@ -41,6 +46,8 @@ class VirtioPci {
   volatile uint8_t* notify_base_ = nullptr;
   uint32_t notify_multiplier_ = 0;
   uint64_t features_ = 0;
+  volatile uint32_t* msix_table_ = nullptr;
+  volatile uint32_t* msix_pba_ = nullptr;
   static constexpr int kMaxQueues = 16;
   volatile uint16_t* notify_[kMaxQueues] = {};  // cached: a notify is one MMIO write
 };

@@ -36,6 +36,8 @@ class VirtioScsi {
   bool submit(const uint8_t* cdb, int cdb_len, const Segment* data, int segments, uint8_t lun, uint16_t slot,
               bool indirect = true);
   bool reap(uint16_t* slot, Result* result);
+  bool completion_pending() const { return vq_[0].used_pending(); }
+  VirtioPci& pci() { return pci_; }
   Result command(const uint8_t* cdb, int cdb_len, const Segment* data = nullptr, int segments = 0, uint8_t lun = 0,
                  bool indirect = true);
 

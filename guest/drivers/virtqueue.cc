@@ -89,6 +89,10 @@ bool Virtqueue::add(const Segment* segs, int count, uint64_t token, bool indirec
   return true;
 }
 
+bool Virtqueue::used_pending() const {
+  return load16(reinterpret_cast<volatile uint16_t*>(used_ + 2)) != last_used_;
+}
+
 bool Virtqueue::pop(uint64_t* token, uint32_t* written) {
   auto* used_idx = reinterpret_cast<volatile uint16_t*>(used_ + 2);
   if (load16(used_idx) == last_used_) return false;

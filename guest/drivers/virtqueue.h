@@ -30,6 +30,8 @@ class Virtqueue {
   bool add(const Segment* segs, int count, uint64_t token, bool indirect = false);
   // A completed request: its token and the bytes the device wrote. False if none yet.
   bool pop(uint64_t* token, uint32_t* written);
+  // Whether the device completed something pop() has not returned yet.
+  bool used_pending() const;
   uint16_t free_count() const { return free_count_; }
 
  private:

@@ -29,6 +29,9 @@ bool scenario_smp(const char*, Context& context) {
     uint64_t result = cpu == 0 ? sum_job(n) : smp_run_on(cpu, sum_job, n);
     if (result != n * (n + 1) / 2) ok = false;
     pos += snprint(ids + pos, static_cast<int>(sizeof ids) - pos, cpu ? ",%u" : "%u", cpu_apic_id(cpu));
+    bool listed = false;  // each CPU's own local APIC ID is one the MADT lists
+    for (int i = 0; i < acpi.count; ++i) listed |= acpi.apic_ids[i] == cpu_apic_id(cpu);
+    ok &= listed;
   }
   print("BH-RESULT smp cpus_expected=%d cpus_online=%d apic_ids=%s jobs=%s\n", acpi.count, cpus_online(), ids,
         ok ? "ok" : "wrong");

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <new>
 
 #include "common/error.h"
@@ -96,13 +97,15 @@ uint32_t AccessRingProducer::in_flight() const {
   return count;
 }
 
-uint32_t AccessRingProducer::enqueue(AccessKind kind, uint8_t region, uint64_t offset, uint8_t size, uint64_t value) {
+uint32_t AccessRingProducer::enqueue(AccessKind kind, uint8_t region, uint64_t offset, uint8_t size, uint64_t value,
+                                     uint32_t count) {
   auto has_room = [&] { return in_flight() < kRingSlots; };
   if (!has_room()) wait_for_device(has_room);
   AccessSlot& slot = ring_->slots[head_ % kRingSlots];
   slot.kind = static_cast<uint8_t>(kind);
   slot.region = region;
   slot.size = size;
+  slot.count = count;
   slot.offset = offset;
   slot.data = value;
   uint32_t index = head_++;
@@ -123,6 +126,32 @@ uint64_t AccessRingProducer::read(uint8_t region, uint64_t offset, uint8_t size)
   // The mutex keeps other accesses out, so the ring is empty exactly when ours is answered.
   wait_for_device([&] { return in_flight() == 0; });
   return ring_->slots[index % kRingSlots].data;
+}
+
+void AccessRingProducer::claim_bulk() {
+  if (!bulk_user_) return;
+  uint32_t user = *bulk_user_;
+  // Consumed once the device's tail has moved past it (indices wrap: compare the distance).
+  wait_for_device([&] { return in_flight() <= head_ - user - 1; });
+  bulk_user_.reset();
+}
+
+void AccessRingProducer::write_string(uint8_t region, uint64_t offset, uint8_t size, uint32_t count,
+                                      const uint8_t* items) {
+  std::lock_guard lock(mutex_);
+  if (static_cast<uint64_t>(count) * size > kBulkBytes) throw std::invalid_argument("string access too long");
+  claim_bulk();
+  std::memcpy(ring_->bulk, items, static_cast<size_t>(count) * size);
+  bulk_user_ = enqueue(AccessKind::kWriteString, region, offset, size, 0, count);
+}
+
+void AccessRingProducer::read_string(uint8_t region, uint64_t offset, uint8_t size, uint32_t count, uint8_t* items) {
+  std::lock_guard lock(mutex_);
+  if (static_cast<uint64_t>(count) * size > kBulkBytes) throw std::invalid_argument("string access too long");
+  claim_bulk();
+  enqueue(AccessKind::kReadString, region, offset, size, 0, count);
+  wait_for_device([&] { return in_flight() == 0; });
+  std::memcpy(items, ring_->bulk, static_cast<size_t>(count) * size);
 }
 
 AccessRingConsumer::AccessRingConsumer(UniqueFd memfd, UniqueFd kick, UniqueFd notify)

@@ -1,5 +1,7 @@
 // The shared-memory ring that carries register accesses from the core's vCPU threads to a
 // legacy device process. Writes are posted (no reply); reads wait for the device's answer.
+// String port I/O (rep ins/outs, the ATA PIO data path) travels as one access whose items
+// sit in a shared bulk buffer, not as one access per item.
 // Both sides treat the shared page as untrusted: indices are validated, sizes are fixed.
 #pragma once
 
@@ -7,6 +9,8 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <stdexcept>
 
 #include "common/mapping.h"
@@ -15,14 +19,17 @@
 namespace bulkhead::legacy {
 
 inline constexpr uint32_t kRingSlots = 64;
+// KVM hands over at most a page of string I/O per exit.
+inline constexpr uint32_t kBulkBytes = 4096;
 
-enum class AccessKind : uint8_t { kWrite = 1, kRead = 2 };
+enum class AccessKind : uint8_t { kWrite = 1, kRead = 2, kWriteString = 3, kReadString = 4 };
 
 struct AccessSlot {
   uint8_t kind;    // AccessKind
   uint8_t region;  // register window index
-  uint8_t size;    // 1, 2, 4 or 8 bytes
-  uint8_t reserved[5];
+  uint8_t size;    // 1, 2, 4 or 8 bytes (of each item, for strings)
+  uint8_t reserved;
+  uint32_t count;  // strings: items in the bulk buffer (count * size <= kBulkBytes)
   uint64_t offset;
   uint64_t data;   // value written, or the device's answer to a read
 };
@@ -35,6 +42,7 @@ struct RingLayout {
   alignas(64) std::atomic<uint32_t> consumer_sleeping;  // device is about to block on kick
   alignas(64) std::atomic<uint32_t> producer_waiting;   // core is about to block on notify
   alignas(64) AccessSlot slots[kRingSlots];
+  alignas(64) uint8_t bulk[kBulkBytes];  // the items of the one string access in flight
 };
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 
@@ -57,10 +65,15 @@ class AccessRingProducer {
 
   void write(uint8_t region, uint64_t offset, uint8_t size, uint64_t value);
   uint64_t read(uint8_t region, uint64_t offset, uint8_t size);
+  // `count` items of `size` bytes at one register (posted, like write), or into `items`.
+  void write_string(uint8_t region, uint64_t offset, uint8_t size, uint32_t count, const uint8_t* items);
+  void read_string(uint8_t region, uint64_t offset, uint8_t size, uint32_t count, uint8_t* items);
 
  private:
   uint32_t in_flight() const;
-  uint32_t enqueue(AccessKind kind, uint8_t region, uint64_t offset, uint8_t size, uint64_t value);
+  uint32_t enqueue(AccessKind kind, uint8_t region, uint64_t offset, uint8_t size, uint64_t value, uint32_t count = 0);
+  // Waits until the device is done with the bulk buffer's previous contents.
+  void claim_bulk();
   template <typename Done>
   void wait_for_device(Done done);
 
@@ -72,6 +85,7 @@ class AccessRingProducer {
   int peer_socket_ = -1;
   std::mutex mutex_;
   uint32_t head_ = 0;  // our own copy; the shared one is never read back
+  std::optional<uint32_t> bulk_user_;  // ring index of the last string access
 };
 
 // The device's side. Single-threaded.
@@ -81,8 +95,10 @@ class AccessRingConsumer {
 
   int kick_fd() const { return kick_.get(); }
 
-  // Handles every queued access; `handle(slot)` returns the value for reads.
-  // Returns how many were handled. Throws std::runtime_error if the core corrupted the ring.
+  // Handles every queued access; `handle(slot, items)` returns the value for reads, and for
+  // string accesses reads or fills `items` (the bulk buffer, already bounds-checked; empty
+  // if the core asked for more than it holds). Returns how many were handled. Throws
+  // std::runtime_error if the core corrupted the ring.
   template <typename Handler>
   size_t drain(Handler&& handle) {
     size_t handled = 0;
@@ -91,7 +107,9 @@ class AccessRingConsumer {
       if (head == tail_) break;
       if (head - tail_ > kRingSlots) throw std::runtime_error("access ring indices corrupted");
       AccessSlot& slot = ring_->slots[tail_ % kRingSlots];
-      uint64_t value = handle(slot);
+      uint64_t bytes = static_cast<uint64_t>(slot.count) * slot.size;
+      std::span<uint8_t> items = bytes <= kBulkBytes ? std::span<uint8_t>(ring_->bulk, bytes) : std::span<uint8_t>();
+      uint64_t value = handle(slot, items);
       if (slot.kind == static_cast<uint8_t>(AccessKind::kRead)) slot.data = value;
       ring_->tail.store(++tail_, std::memory_order_release);
       ++handled;

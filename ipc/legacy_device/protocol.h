@@ -1,38 +1,72 @@
 // Bulkhead's legacy device protocol: vhost-user's socket and fd passing, plus the messages
 // and the shared access ring that let a device process implement port-I/O and MMIO
-// registers. See docs/legacy-device-protocol.md.
+// registers, a PCI function, interrupt lines and DMA. See docs/legacy-device-protocol.md.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace bulkhead::legacy {
 
-// Requests in a range the vhost-user spec does not use.
+// Requests in a range the vhost-user spec does not use. The device also takes vhost-user's
+// SET_OWNER and, when it asked for guest memory, SET_MEM_TABLE.
 enum class Request : uint32_t {
   kGetDeviceInfo = 1024,  // reply: DeviceInfo
-  kSetIrq = 1025,         // IrqSetting + [irqfd]; REPLY_ACK
+  kSetIrq = 1025,         // IrqSetting + [irqfd] (edge) or [irqfd, resamplefd] (level); REPLY_ACK
   kSetAccessRing = 1026,  // AccessRingSetting + [ring memfd, kick eventfd, notify eventfd]; REPLY_ACK
 };
 
-enum class DeviceKind : uint32_t {
-  kSerial16550 = 1,
+inline constexpr uint32_t kMaxRegions = 8;
+inline constexpr size_t kKindNameSize = 16;
+inline constexpr int kPciBars = 6;
+// The region index that means "not backed by a register window".
+inline constexpr uint8_t kNoRegion = 0xff;
+
+enum class BarKind : uint8_t { kUnused = 0, kMemory32 = 1, kIo = 2 };
+
+struct PciBarInfo {
+  uint32_t size;   // a power of two
+  uint8_t kind;    // BarKind
+  uint8_t region;  // the register window the BAR decodes to
+  uint16_t reserved;
 };
 
-inline constexpr uint32_t kMaxRegions = 4;
+// A PCI function served by the device: the core keeps the standard header (IDs from here,
+// BARs, command, interrupt pin and line) and forwards device-specific configuration space
+// (0x40-0xff) to `config_region`, plus every write of the command register, so that the
+// device knows whether bus mastering and INTx are enabled.
+struct PciFunctionInfo {
+  uint16_t vendor, device, subsystem_vendor, subsystem;
+  uint32_t class_code;     // base class << 16 | subclass << 8 | programming interface
+  uint8_t revision;
+  uint8_t interrupt_pin;   // 1 = INTA; 0: no INTx
+  uint8_t config_region;   // kNoRegion: device-specific config space reads as zero
+  uint8_t reserved;
+  PciBarInfo bars[kPciBars];
+};
+inline constexpr uint16_t kPciConfigCommand = 0x04;
+inline constexpr uint16_t kPciDeviceConfigStart = 0x40;
 
 struct DeviceInfo {
-  uint32_t kind;         // DeviceKind
-  uint32_t num_regions;  // register windows, each accessed at offsets [0, region_size)
-  uint32_t num_irqs;     // interrupt lines the device drives
-  uint32_t flags;        // kDeviceNeedsGuestMemory: send SET_MEM_TABLE
+  char kind[kKindNameSize];  // NUL-padded, e.g. "serial"
+  uint32_t num_regions;      // register windows, each accessed at offsets [0, region_size)
+  uint32_t num_irqs;         // interrupt lines the device drives
+  uint32_t flags;
+  uint32_t reserved;
   uint64_t region_size[kMaxRegions];
+  PciFunctionInfo pci;  // with kDeviceHasPciFunction
 };
-inline constexpr uint32_t kDeviceNeedsGuestMemory = 1u << 0;
+inline constexpr uint32_t kDeviceNeedsGuestMemory = 1u << 0;  // send SET_MEM_TABLE (DMA)
+inline constexpr uint32_t kDeviceHasPciFunction = 1u << 1;
 
 struct IrqSetting {
   uint32_t index;  // which of the device's lines
-  uint32_t flags;  // must be 0: edge-triggered, each signal is one interrupt
+  uint32_t flags;  // kIrqLevel, or 0: edge-triggered, each signal is one interrupt
 };
+// Level-triggered (PCI INTx): the line stays asserted until the guest's EOI, when KVM
+// lowers it and signals the resample eventfd; a device whose output is still high then
+// signals the irqfd again.
+inline constexpr uint32_t kIrqLevel = 1u << 0;
 
 struct AccessRingSetting {
   uint32_t poll_us;  // keep polling this long after the last access before sleeping

@@ -1,9 +1,12 @@
 // Booting the test guest on Bulkhead: the demo, SMP, memory layout, exit status, process layout.
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
+#include <numeric>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "tests/integration/vm_test.h"
 
@@ -28,6 +31,16 @@ TEST_F(BootTest, AllCpusComeUp) {
     std::string expect = "cpus_expected=" + std::to_string(cpus) + " cpus_online=" + std::to_string(cpus);
     EXPECT_NE(vm.out().find(expect), std::string::npos) << vm.out();
     EXPECT_NE(vm.out().find("jobs=ok"), std::string::npos) << "every AP ran its job at CPL3";
+    // APs come up in any order; together they are APIC IDs 0..cpus-1, each CPU reading its own.
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(vm.out(), m, std::regex("apic_ids=([0-9,]+)"))) << vm.out();
+    std::vector<int> ids;
+    std::stringstream list(m[1].str());
+    for (std::string id; std::getline(list, id, ',');) ids.push_back(std::stoi(id));
+    std::sort(ids.begin(), ids.end());
+    std::vector<int> expected(cpus);
+    std::iota(expected.begin(), expected.end(), 0);
+    EXPECT_EQ(ids, expected) << vm.out();
   }
 }
 

@@ -2,18 +2,22 @@
 # Builds a busybox initramfs for a Debian kernel fetched by fetch-kernel.sh.
 #
 #   make-initramfs.sh --kernel-dir DIR --scenario FILE --out FILE.cpio.gz
-#                     [--module NAME]... [--file SRC:DEST]...
+#                     [--module NAME]... [--file SRC:DEST]... [--drain-console]
 #
-# A --file that is a dynamically linked program brings its shared libraries.
+# A --file that is a dynamically linked program brings its shared libraries; a symbolic link
+# is copied as the file it points to.
 #
 # At boot /init mounts proc, sys and devtmpfs, loads the modules (with their dependencies, in
-# order), runs the scenario with busybox sh, prints "LAB-EXIT <status>" and powers off.
+# order), runs the scenario with busybox sh, prints "LAB-EXIT <status>" and powers off (or
+# reboots, if the scenario created /tmp/lab-reboot). With --drain-console the scenario runs
+# on the console's own tty, which is closed before the power-off so that the kernel sends
+# every byte first (a VM under test whose console is the UART being tested).
 set -euo pipefail
-kdir=""; scenario=""; out=""; modules=(); files=()
+kdir=""; scenario=""; out=""; modules=(); files=(); drain=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --kernel-dir) kdir=$2; shift 2;; --scenario) scenario=$2; shift 2;; --out) out=$2; shift 2;;
-    --module) modules+=("$2"); shift 2;; --file) files+=("$2"); shift 2;;
+    --module) modules+=("$2"); shift 2;; --file) files+=("$2"); shift 2;; --drain-console) drain=1; shift;;
     *) echo "make-initramfs: unknown option $1" >&2; exit 2;;
   esac
 done
@@ -48,7 +52,7 @@ for spec in "${files[@]}"; do
   mkdir -p "$root/$(dirname "${spec#*:}")"
   cp "${spec%%:*}" "$root/${spec#*:}"
   # A dynamically linked program brings its shared libraries along, at their host paths.
-  if file -b "${spec%%:*}" | grep -q 'dynamically linked'; then
+  if file -bL "${spec%%:*}" | grep -q 'dynamically linked'; then
     ldd "${spec%%:*}" | grep -o '/[^ ]*' | while read -r lib; do
       mkdir -p "$root$(dirname "$lib")"
       cp -Ln "$lib" "$root$lib"
@@ -56,6 +60,7 @@ for spec in "${files[@]}"; do
   fi
 done
 cp "$scenario" "$root/scenario"
+echo "$drain" > "$root/etc/drain-console"
 cat > "$root/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -63,9 +68,17 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 for m in $(cat /etc/modules); do insmod /lib/modules/$m || echo "LAB: insmod $m failed"; done
+# Reopen the console's tty (it also becomes the controlling terminal), so that closing it at
+# the end is its last close: that waits until the UART has sent every byte, which a bare
+# poweroff -f would drop from the kernel's buffer.
+if [ "$(cat /etc/drain-console)" = 1 ]; then
+  tty=/dev/$(cat /sys/class/tty/console/active | awk '{print $NF}')
+  exec 0<$tty 1>$tty 2>&1
+fi
 sh /scenario
 echo "LAB-EXIT $?"
-poweroff -f
+exec 0</dev/null 1>/dev/null 2>&1
+if [ -e /tmp/lab-reboot ]; then reboot -f; else poweroff -f; fi
 INIT
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -1) > "$out"

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -40,7 +41,7 @@ TempDir::~TempDir() {
 }
 
 std::string make_initramfs(const std::string& kernel_dir, const std::string& scenario, const std::vector<std::string>& modules,
-                           const std::vector<std::string>& files, std::string* why) {
+                           const std::vector<std::string>& files, std::string* why, bool drain_console) {
   static TempDir dir;  // lives for the test program; one image per call
   static int count = 0;
   std::string script = dir.file("scenario" + std::to_string(count) + ".sh");
@@ -50,6 +51,7 @@ std::string make_initramfs(const std::string& kernel_dir, const std::string& sce
                         "' --scenario '" + script + "' --out '" + out + "'";
   for (const auto& m : modules) command += " --module " + m;
   for (const auto& f : files) command += " --file '" + f + "'";
+  if (drain_console) command += " --drain-console";
   std::string output;
   if (run_command(command, &output) != 0) {
     *why = "make-initramfs.sh failed: " + output;
@@ -59,20 +61,37 @@ std::string make_initramfs(const std::string& kernel_dir, const std::string& sce
 }
 
 std::string run_nested_lab(const std::string& kernel_dir, const std::string& initrd, const std::string& append,
-                           bool* finished) {
+                           bool* finished, std::chrono::seconds timeout) {
   Subprocess l1({"/usr/bin/qemu-system-x86_64", "-accel", "tcg", "-cpu", "EPYC", "-m", "2048", "-nographic", "-no-reboot",
                  "-kernel", kernel_dir + "/vmlinuz", "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet " + append},
                 false);
-  *finished = l1.wait_for("LAB-EXIT", 300s);
+  *finished = l1.wait_for("LAB-EXIT", timeout);
   l1.wait(60s);
+  // For whoever debugs a lab test: BULKHEAD_LAB_LOG=DIR keeps every L1 console log there.
+  if (const char* dir = ::getenv("BULKHEAD_LAB_LOG")) {
+    static int count = 0;
+    std::ofstream(std::string(dir) + "/lab-" + std::to_string(::getpid()) + "-" + std::to_string(count++) + ".log") << l1.out();
+  }
   return l1.out();
 }
 
 std::vector<std::string> bulkhead_payload() {
   std::vector<std::string> files;
-  for (const char* program : {"bulkhead", "bulkhead-core", "bulkhead-serial", "bulkhead-virtio-scsi", "bulkhead-test-guest.elf"})
+  for (const char* program : {"bulkhead", "bulkhead-core", "bulkhead-serial", "bulkhead-virtio-scsi",
+                              "bulkhead-test-guest.elf", "bh-lab-console"})
     files.push_back(bin_dir() + "/" + program + ":/opt/bulkhead/" + program);
   return files;
+}
+
+std::string lines_with_prefix(const std::string& output, const std::string& prefix) {
+  std::string kept;
+  for (size_t start = 0; start < output.size();) {
+    size_t end = output.find('\n', start);
+    end = end == std::string::npos ? output.size() : end + 1;
+    if (output.compare(start, prefix.size(), prefix) == 0) kept += output.substr(start + prefix.size(), end - start - prefix.size());
+    start = end;
+  }
+  return kept;
 }
 
 }  // namespace bulkhead::test

@@ -2,6 +2,7 @@
 // initramfs images with a scenario script (tests/lab/make-initramfs.sh).
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -11,20 +12,26 @@ namespace bulkhead::test {
 std::string fetch_kernel(std::string* why, const std::string& package = "linux-image-cloud-amd64");
 
 // Builds an initramfs running `scenario` (busybox sh) after loading `modules`; `files` are
-// "host-path:guest-path". Returns its path (in a fresh temporary directory), or "" with *why.
+// "host-path:guest-path". `drain_console`: the scenario's output is all sent before the
+// power-off (make-initramfs.sh --drain-console; for guests whose console is under test).
+// Returns its path (in a fresh temporary directory), or "" with *why.
 std::string make_initramfs(const std::string& kernel_dir, const std::string& scenario,
                            const std::vector<std::string>& modules, const std::vector<std::string>& files,
-                           std::string* why);
+                           std::string* why, bool drain_console = false);
 
-// make_initramfs file specs that put Bulkhead's executables and the test guest into
-// /opt/bulkhead (their shared libraries come along).
+// make_initramfs file specs that put Bulkhead's executables, the test guest and the lab's
+// console driver (bh-lab-console) into /opt/bulkhead (their shared libraries come along).
 std::vector<std::string> bulkhead_payload();
 
 // Boots the nested lab's L1: Debian's kernel with `initrd` under QEMU TCG with an emulated AMD
 // CPU (SVM, so kvm-amd gives /dev/kvm inside), 2 GiB, extra kernel arguments `append`.
-// Returns the console output; *finished tells whether the scenario reached LAB-EXIT.
+// Returns the console output; *finished tells whether the scenario reached LAB-EXIT within
+// `timeout`. With BULKHEAD_LAB_LOG=DIR in the environment, the output is also kept in DIR.
 std::string run_nested_lab(const std::string& kernel_dir, const std::string& initrd, const std::string& append,
-                           bool* finished);
+                           bool* finished, std::chrono::seconds timeout = std::chrono::seconds(300));
+
+// The lines of `output` that start with `prefix`, without it.
+std::string lines_with_prefix(const std::string& output, const std::string& prefix);
 
 // A fresh temporary directory, removed with everything in it by the destructor.
 class TempDir {

@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "tests/unit/test_files.h"
 #include "vmm-core/boot/layout.h"
+#include "vmm-core/platform.h"
 
 namespace bulkhead::core {
 namespace {
@@ -74,13 +75,17 @@ TEST_F(BzImageTest, ZeroPageCarriesHeaderLoaderAndMemoryMap) {
   EXPECT_EQ(get<uint64_t>(zp + zero_page::kAcpiRsdpAddr), 0xe0000u);
   int entries = zp[zero_page::kE820Entries];
   ASSERT_GE(entries, 3);
-  uint64_t last_end = 0;
+  uint64_t last_end = 0, ram_end = 0;
+  bool kvm_pages_reserved = false;
   for (int i = 0; i < entries; ++i) {
     const uint8_t* e = zp + zero_page::kE820Table + i * zero_page::kE820EntrySize;
     EXPECT_GE(get<uint64_t>(e), last_end) << "sorted, non-overlapping";
     last_end = get<uint64_t>(e) + get<uint64_t>(e + 8);
+    if (get<uint32_t>(e + 16) == 1) ram_end = last_end;
+    kvm_pages_reserved |= get<uint64_t>(e) == platform::kKvmIdentityMapAddr && get<uint32_t>(e + 16) == 2;
   }
-  EXPECT_EQ(last_end, 128ull << 20);
+  EXPECT_EQ(ram_end, 128ull << 20);
+  EXPECT_TRUE(kvm_pages_reserved) << "KVM's identity map and TSS pages are not RAM for the guest";
 }
 
 TEST_F(BzImageTest, IdentityMapsFourGiB) {

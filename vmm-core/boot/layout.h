@@ -19,12 +19,6 @@ inline constexpr uint64_t kAcpiTablesSize = 0x10000;
 inline constexpr uint64_t kHighMemoryStart = 0x100000; // kernels load at or above 1 MiB
 inline constexpr uint64_t kMinimumMemory = 16ull << 20;
 
-// System-control ports, also described to the guest in the ACPI FADT.
-inline constexpr uint16_t kResetControlPort = 0xcf9;
-inline constexpr uint8_t kResetValue = 0x06;
-inline constexpr uint16_t kSleepControlPort = 0x600;  // sleep status register at 0x601
-inline constexpr uint8_t kSleepTypeS5 = 5;
-
 // GDT selectors of the boot GDT (Linux requires __BOOT_CS = 0x10, __BOOT_DS = 0x18).
 inline constexpr uint16_t kBootCode32Selector = 0x08;
 inline constexpr uint16_t kBootCode64Selector = 0x10;

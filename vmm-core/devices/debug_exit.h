@@ -1,14 +1,12 @@
 // The debug-exit port: a guest write ends the VM with that value as exit status. It sits
-// where QEMU's isa-debug-exit usually does (0xf4, 4 ports), so one guest binary runs on both.
+// where QEMU's isa-debug-exit usually does (platform::kDebugExitPort), so one guest binary
+// runs on both.
 #pragma once
 
 #include "vmm-core/bus.h"
 #include "vmm-core/vm_control.h"
 
 namespace bulkhead::core {
-
-inline constexpr uint16_t kDebugExitPort = 0xf4;
-inline constexpr uint16_t kDebugExitPorts = 4;
 
 class DebugExit : public BusDevice {
  public:

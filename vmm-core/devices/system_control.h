@@ -1,17 +1,14 @@
 // The ways a PC guest resets or powers itself off:
 //  - keyboard controller command 0xfe on port 0x64 (Linux reboot=k),
-//  - the reset control register 0xcf9 (also the FADT's RESET_REG),
-//  - the ACPI hardware-reduced sleep control register (S5 = power off), see boot/acpi.cc.
+//  - the reset control register 0xcf9 (also the FADT's RESET_REG);
+// and ACPI S5 (power off) in acpi_pm.h.
 // Bulkhead does not reboot a VM: a reset ends it, as QEMU's -no-reboot does.
 #pragma once
 
-#include "vmm-core/boot/layout.h"
 #include "vmm-core/bus.h"
 #include "vmm-core/vm_control.h"
 
 namespace bulkhead::core {
-
-inline constexpr uint16_t kKeyboardControllerPort = 0x64;
 
 class KeyboardControllerReset : public BusDevice {
  public:
@@ -32,21 +29,6 @@ class ResetControl : public BusDevice {
   void read(uint64_t, std::span<uint8_t> data) override { store_le(data, 0); }
   void write(uint64_t, std::span<const uint8_t> data) override {
     if (load_le(data) & 0x04) vm_.request_stop(ipc::VmStopped::GUEST_RESET, 0, "guest reset the machine (port 0xcf9)");
-  }
-
- private:
-  VmControl& vm_;
-};
-
-class SleepControl : public BusDevice {
- public:
-  explicit SleepControl(VmControl& vm) : vm_(vm) {}
-  void read(uint64_t, std::span<uint8_t> data) override { store_le(data, 0); }
-  void write(uint64_t offset, std::span<const uint8_t> data) override {
-    uint64_t value = load_le(data);
-    constexpr uint64_t kSleepEnable = 0x20;
-    if (offset == 0 && (value & kSleepEnable) && ((value >> 2) & 7) == kSleepTypeS5)
-      vm_.request_stop(ipc::VmStopped::GUEST_POWEROFF, 0, "guest powered off");
   }
 
  private:

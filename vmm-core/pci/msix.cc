@@ -91,8 +91,10 @@ void Msix::unbind(int fd) {
 void Msix::notify(uint16_t vector) { deliver(vector); }
 
 void Msix::on_signal(int fd) {
+  // A stale wake-up for a source that became an irqfd meanwhile: KVM owns its count now.
   auto it = sources_.find(fd);
-  if (it != sources_.end()) deliver(it->second.vector);
+  if (it == sources_.end() || it->second.state != Source::State::kMonitored) return;
+  if (EventfdMonitor::consume(fd)) deliver(it->second.vector);
 }
 
 void Msix::control_written(uint16_t control) {

@@ -41,7 +41,8 @@ class Msix {
   void unbind(int fd);
   // Raises an interrupt on `vector` from the core (e.g. a configuration change).
   void notify(uint16_t vector);
-  // A monitored eventfd was signalled.
+  // A monitored eventfd is readable: consume its count and deliver it (under the owner's lock,
+  // so that no route change can come between the two).
   void on_signal(int fd);
   bool enabled() const { return enabled_; }
 

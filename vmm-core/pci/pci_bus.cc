@@ -1,6 +1,7 @@
 #include "vmm-core/pci/pci_bus.h"
 
 #include "common/error.h"
+#include "vmm-core/platform.h"
 
 namespace bulkhead::core {
 
@@ -8,7 +9,6 @@ namespace {
 
 constexpr uint32_t kEnable = 0x80000000u;
 constexpr uint32_t kClassHostBridge = 0x060000;
-constexpr uint8_t kMaxSlots = 32;
 
 class HostBridge : public PciDevice {
  public:
@@ -21,6 +21,12 @@ class BarWindow : public BusDevice {
   BarWindow(std::shared_ptr<PciDevice> device, int bar) : device_(std::move(device)), bar_(bar) {}
   void read(uint64_t offset, std::span<uint8_t> data) override { device_->bar_read(bar_, offset, data); }
   void write(uint64_t offset, std::span<const uint8_t> data) override { device_->bar_write(bar_, offset, data); }
+  void read_string(uint64_t offset, uint8_t size, uint32_t count, uint8_t* items) override {
+    device_->bar_read_string(bar_, offset, size, count, items);
+  }
+  void write_string(uint64_t offset, uint8_t size, uint32_t count, const uint8_t* items) override {
+    device_->bar_write_string(bar_, offset, size, count, items);
+  }
 
  private:
   std::shared_ptr<PciDevice> device_;
@@ -29,24 +35,29 @@ class BarWindow : public BusDevice {
 
 }  // namespace
 
-PciBus::PciBus(Bus& mmio, std::shared_ptr<BusDevice> reset_control) : mmio_(mmio), reset_control_(std::move(reset_control)) {
+PciBus::PciBus(Bus& pio, Bus& mmio, std::shared_ptr<BusDevice> reset_control)
+    : pio_(pio), mmio_(mmio), reset_control_(std::move(reset_control)), next_memory_bar_(platform::kPciMmioStart),
+      next_io_bar_(platform::kPciIoStart) {
   add(std::make_shared<HostBridge>());
 }
 
 int PciBus::add(std::shared_ptr<PciDevice> device) {
   std::lock_guard lock(mutex_);
-  if (slots_.size() >= kMaxSlots) throw InputError("no free PCI slot");
+  if (slots_.size() >= platform::kPciSlots) throw InputError("no free PCI slot");
   int slot = static_cast<int>(slots_.size());
   for (int bar = 0; bar < PciDevice::kBars; ++bar) {
     uint64_t size = device->bar_size(bar);
     if (!size) continue;
-    uint64_t at = (next_bar_ + size - 1) & ~(size - 1);
-    if (at + size > kMmioWindowEnd) throw InputError("PCI MMIO window is full");
+    bool io = device->bar_is_io(bar);
+    uint64_t& next = io ? next_io_bar_ : next_memory_bar_;
+    uint64_t at = (next + size - 1) & ~(size - 1);
+    if (at + size > (io ? platform::kPciIoEnd : platform::kPciMmioEnd))
+      throw InputError(io ? "the PCI I/O window is full" : "the PCI MMIO window is full");
     device->set_bar_address(bar, at);
-    next_bar_ = at + size;
+    next = at + size;
   }
-  if (slot > 0) device->set_interrupt(static_cast<uint8_t>(kFirstIntxGsi + (slot - 1) % kIntxGsis), 1);
-  device->set_command(PciDevice::kCommandMemory | PciDevice::kCommandBusMaster);
+  if (device->interrupt_pin()) device->set_intx_gsi(platform::pci_intx_gsi(slot, device->interrupt_pin() - 1));
+  device->set_command(PciDevice::kCommandIo | PciDevice::kCommandMemory | PciDevice::kCommandBusMaster);
   slots_.push_back(Slot{std::move(device), {}, std::vector<std::shared_ptr<BusDevice>>(PciDevice::kBars)});
   update_mappings(slots_.back());
   return slot;
@@ -56,12 +67,13 @@ void PciBus::update_mappings(Slot& slot) {
   for (int bar = 0; bar < PciDevice::kBars; ++bar) {
     uint64_t now = slot.device->bar_decode_address(bar);
     if (now == slot.mapped[bar]) continue;
-    if (slot.mapped[bar]) mmio_.remove(slot.mapped[bar], slot.windows[bar].get());
+    Bus& bus = slot.device->bar_is_io(bar) ? pio_ : mmio_;
+    if (slot.mapped[bar]) bus.remove(slot.mapped[bar], slot.windows[bar].get());
     slot.mapped[bar] = 0;
     if (now) {
       auto window = std::make_shared<BarWindow>(slot.device, bar);
       try {
-        mmio_.add(now, slot.device->bar_size(bar), window, "PCI BAR");
+        bus.add(now, slot.device->bar_size(bar), window, "PCI BAR");
         slot.windows[bar] = window;
         slot.mapped[bar] = now;
       } catch (const InputError&) {

@@ -1,6 +1,7 @@
 // PCI bus 0 behind configuration mechanism 1 (ports 0xcf8-0xcff), with a host bridge at
 // 00:00.0 (Linux's PCI probe wants one). The core places every BAR itself, like firmware
-// would, and follows the guest if it moves one or turns decoding off.
+// would, in the windows of platform.h, and follows the guest if it moves one or turns
+// decoding off. Each slot's INTx is wired to a fixed GSI (platform::pci_intx_gsi).
 #pragma once
 
 #include <memory>
@@ -14,16 +15,9 @@ namespace bulkhead::core {
 
 class PciBus : public BusDevice {
  public:
-  static constexpr uint16_t kConfigAddressPort = 0xcf8;
-  static constexpr uint16_t kConfigPorts = 8;
-  // Where BARs go: the 32-bit hole below the IOAPIC.
-  static constexpr uint64_t kMmioWindowStart = 0xc0000000, kMmioWindowEnd = 0xfec00000;
-  // Interrupt lines for INTx, in the IOAPIC's PCI range, one per slot (round robin).
-  static constexpr uint8_t kFirstIntxGsi = 16, kIntxGsis = 8;
-
   // Byte accesses to port 0xcf9 inside the address register go to `reset_control`, as on a
-  // PIIX (the FADT's reset register points there).
-  PciBus(Bus& mmio, std::shared_ptr<BusDevice> reset_control);
+  // PIIX (the FADT's reset register points there). BARs appear on `pio` and `mmio`.
+  PciBus(Bus& pio, Bus& mmio, std::shared_ptr<BusDevice> reset_control);
 
   // Adds `device` in the next slot, places its BARs and enables decoding. Returns the slot.
   int add(std::shared_ptr<PciDevice> device);
@@ -38,15 +32,17 @@ class PciBus : public BusDevice {
     std::vector<std::shared_ptr<BusDevice>> windows;
   };
   Slot* selected(uint16_t* reg);
-  // Brings the MMIO bus in line with where the slot's BARs decode now.
+  // Brings the buses in line with where the slot's BARs decode now.
   void update_mappings(Slot& slot);
 
+  Bus& pio_;
   Bus& mmio_;
   std::shared_ptr<BusDevice> reset_control_;
   std::mutex mutex_;
   uint32_t address_ = 0;
   std::vector<Slot> slots_;
-  uint64_t next_bar_ = kMmioWindowStart;
+  uint64_t next_memory_bar_;
+  uint64_t next_io_bar_;
 };
 
 }  // namespace bulkhead::core

@@ -7,7 +7,7 @@ namespace bulkhead::core {
 namespace {
 constexpr uint16_t kCommand = 0x04, kStatus = 0x06, kBar0 = 0x10, kCapabilityPointer = 0x34;
 constexpr uint16_t kStatusCapabilityList = 1u << 4;
-constexpr uint32_t kBarMemory64 = 0x4;
+constexpr uint32_t kBarIo = 0x1, kBarMemory64 = 0x4;
 }  // namespace
 
 PciDevice::PciDevice(uint16_t vendor, uint16_t device, uint32_t class_code, uint8_t revision, uint16_t subsystem_vendor,
@@ -23,6 +23,11 @@ PciDevice::PciDevice(uint16_t vendor, uint16_t device, uint32_t class_code, uint
   config_[0x3c] = 0xff;  // interrupt line: unknown until the bus assigns one
 }
 
+void PciDevice::set_intx_gsi(uint32_t gsi) {
+  intx_gsi_ = gsi;
+  config_[0x3c] = static_cast<uint8_t>(gsi);  // as firmware leaves it for the OS
+}
+
 uint16_t PciDevice::command() const {
   uint16_t c;
   std::memcpy(&c, &config_[kCommand], 2);
@@ -30,23 +35,19 @@ uint16_t PciDevice::command() const {
 }
 
 void PciDevice::set_command(uint16_t command) {
-  command &= kCommandMemory | kCommandBusMaster | kCommandIntxDisable;
+  command &= kCommandIo | kCommandMemory | kCommandBusMaster | kCommandIntxDisable;
   std::memcpy(&config_[kCommand], &command, 2);
 }
 
-void PciDevice::set_interrupt(uint8_t line, uint8_t pin) {
-  config_[0x3c] = line;
-  config_[0x3d] = pin;
-}
-
 uint64_t PciDevice::bar_decode_address(int bar) const {
-  return (command() & kCommandMemory) && bar_size_[bar] ? bar_address_[bar] : 0;
+  uint16_t decode = bar_kind_[bar] == BarKind::kIo ? kCommandIo : kCommandMemory;
+  return (command() & decode) && bar_size_[bar] ? bar_address_[bar] : 0;
 }
 
-void PciDevice::define_bar(int index, uint64_t size, bool is64) {
+void PciDevice::define_bar(int index, uint64_t size, BarKind kind) {
   bar_size_[index] = size;
-  bar_is64_[index] = is64;
-  if (is64) bar_upper_[index + 1] = true;
+  bar_kind_[index] = kind;
+  if (kind == BarKind::kMemory64) bar_upper_[index + 1] = true;
 }
 
 uint8_t PciDevice::add_capability(std::span<const uint8_t> body) {
@@ -71,7 +72,8 @@ void PciDevice::set_writable(uint16_t offset, std::span<const uint8_t> mask) {
 uint32_t PciDevice::bar_register(int index) const {
   if (bar_upper_[index]) return static_cast<uint32_t>(bar_address_[index - 1] >> 32);
   if (!bar_size_[index]) return 0;
-  return static_cast<uint32_t>(bar_address_[index]) | (bar_is64_[index] ? kBarMemory64 : 0);
+  uint32_t type = bar_kind_[index] == BarKind::kIo ? kBarIo : bar_kind_[index] == BarKind::kMemory64 ? kBarMemory64 : 0;
+  return static_cast<uint32_t>(bar_address_[index]) | type;
 }
 
 void PciDevice::write_bar_register(int index, uint32_t value) {
@@ -83,12 +85,17 @@ void PciDevice::write_bar_register(int index, uint32_t value) {
   }
   if (!bar_size_[index]) return;  // unimplemented BARs read 0 and ignore writes
   uint64_t& address = bar_address_[index];
-  // Bits below the BAR's size read back as 0: that is how the guest learns the size.
-  address = (address & ~0xffffffffull) | (value & ~static_cast<uint32_t>(bar_size_[index] - 1) & ~0xfu);
+  // Bits below the BAR's size read back as 0: that is how the guest learns the size. I/O
+  // BARs decode 16-bit port numbers.
+  uint32_t type_bits = bar_kind_[index] == BarKind::kIo ? 0x3u : 0xfu;
+  address = (address & ~0xffffffffull) | (value & ~static_cast<uint32_t>(bar_size_[index] - 1) & ~type_bits);
+  if (bar_kind_[index] == BarKind::kIo) address &= 0xffff;
 }
 
 uint32_t PciDevice::config_read(uint16_t offset, size_t size) {
   if (offset >= config_.size() || size > 4 || offset + size > config_.size()) return ~0u;
+  uint32_t remote;
+  if (offset >= kDeviceConfigStart && read_device_config(offset, size, &remote)) return remote;
   config_reading(offset, size);
   uint32_t value = 0;
   for (size_t i = 0; i < size; ++i) {
@@ -109,8 +116,10 @@ void PciDevice::config_write(uint16_t offset, uint32_t value, size_t size) {
   }
   if (offset == kCommand && size >= 2) {
     set_command(static_cast<uint16_t>(value));
+    command_changed(command());
     return;
   }
+  if (offset >= kDeviceConfigStart && write_device_config(offset, value, size)) return;
   if (offset == 0x3c && size == 1) {
     config_[0x3c] = static_cast<uint8_t>(value);  // interrupt line: software scratch
     return;

@@ -11,37 +11,36 @@ namespace feature = vhost_user::feature;
 
 namespace {
 
-// Device configuration sizes this core exposes (what Linux reads): virtio-scsi's whole
-// config, virtio-blk up to write_zeroes_may_unmap, virtio-net's mac/status/pairs/mtu.
-uint32_t config_size_for(VirtioType type) {
-  switch (type) {
-    case VirtioType::kScsi: return 36;
-    case VirtioType::kBlock: return 60;
-    case VirtioType::kNet: return 12;
-  }
-  return 0;
-}
-
 // Transport features the core's virtio-pci supports; everything else device-specific passes.
 constexpr uint64_t kTransportMask = feature::kAccessPlatform | feature::kRingPacked | feature::kProtocolFeatures |
                                     (1ull << 35) | (1ull << 36) | (1ull << 37) | (1ull << 38) | (1ull << 39) |
                                     (1ull << 40) | (1ull << 41);
 
+vhost_user::VirtioType known_type(const std::string& name, uint16_t id) {
+  auto type = vhost_user::virtio_type(id);
+  if (!type) throw InputError("device " + name + " has an unknown virtio device type " + std::to_string(id));
+  return *type;
+}
 }  // namespace
 
-VhostUserDevice::VhostUserDevice(std::string name, VirtioType type, UniqueFd socket, const GuestMemory& memory)
-    : name_(std::move(name)), type_(type), frontend_(std::move(socket)), memory_(memory) {
+VhostUserDevice::VhostUserDevice(std::string name, uint16_t device_type, UniqueFd socket, const GuestMemory& memory,
+                                 std::function<void(const std::string&)> lost)
+    : name_(std::move(name)),
+      type_(known_type(name_, device_type)),
+      frontend_(std::move(socket), kReplyTimeout),
+      memory_(memory),
+      lost_(std::move(lost)) {
   features_ = frontend_.features() & ~kTransportMask;
   if (!(features_ & feature::kVersion1))
     throw InputError("vhost-user back-end " + name_ + " does not offer VIRTIO_F_VERSION_1");
-  config_ = frontend_.get_config(config_size_for(type));
+  config_ = frontend_.get_config(type_.config_size);
   uint32_t queues = frontend_.queue_num();
-  if (type == VirtioType::kScsi) {
+  if (type_.name == "scsi") {
     uint32_t request_queues;
     std::memcpy(&request_queues, config_.data(), 4);
     queues = 2 + std::max(request_queues, 1u);
   } else if (queues == 0) {
-    queues = type == VirtioType::kNet ? 2 : 1;
+    queues = type_.default_queues;
   }
   if (queues == 0 || queues > 64) throw InputError("vhost-user back-end " + name_ + " has " + std::to_string(queues) + " queues");
   queues_ = static_cast<uint16_t>(queues);
@@ -51,10 +50,20 @@ void VhostUserDevice::read_config(uint32_t offset, std::span<uint8_t> data) {
   if (offset + data.size() <= config_.size()) std::memcpy(data.data(), config_.data() + offset, data.size());
 }
 
+template <typename F>
+auto VhostUserDevice::guarded(F f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const vhost_user::PeerTimeout& e) {
+    lost_(e.what());
+    throw;
+  }
+}
+
 void VhostUserDevice::write_config(uint32_t offset, std::span<const uint8_t> data) {
   if (offset + data.size() > config_.size()) return;
   try {
-    frontend_.set_config(offset, data);
+    guarded([&] { frontend_.set_config(offset, data); });
     std::memcpy(config_.data() + offset, data.data(), data.size());
   } catch (const InputError& e) {
     spdlog::warn("{}: config write at {} refused: {}", name_, offset, e.what());
@@ -67,6 +76,10 @@ uint64_t VhostUserDevice::guest_to_frontend(uint64_t gpa, uint64_t length) const
 }
 
 void VhostUserDevice::activate(uint64_t features, const std::vector<Queue>& queues) {
+  guarded([&] { start(features, queues); });
+}
+
+void VhostUserDevice::start(uint64_t features, const std::vector<Queue>& queues) {
   frontend_.set_features(features);
   std::vector<vhost_user::Frontend::Region> regions;
   for (const RamRegion& r : memory_.regions())
@@ -91,10 +104,13 @@ void VhostUserDevice::activate(uint64_t features, const std::vector<Queue>& queu
 }
 
 void VhostUserDevice::reset() {
-  for (uint16_t index : started_) frontend_.stop_queue(index);
-  started_.clear();
-  frontend_.reset_device();
-  frontend_.drop_inflight();  // a reset guest starts with empty rings
+  guarded([&] {
+    // Where each ring stopped does not matter: a reset driver starts them afresh.
+    for (uint16_t index : started_) [[maybe_unused]] uint16_t next = frontend_.stop_queue(index);
+    started_.clear();
+    frontend_.reset_device();
+    frontend_.drop_inflight();  // a reset guest starts with empty rings
+  });
 }
 
 }  // namespace bulkhead::core

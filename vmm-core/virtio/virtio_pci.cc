@@ -24,16 +24,6 @@ constexpr uint32_t kCommonSize = 0x38;
 constexpr uint8_t kIsrQueue = 0x1, kIsrConfig = 0x2;
 constexpr uint16_t kStatusInterrupt = 1u << 3;
 
-uint32_t class_for(uint16_t type) {
-  switch (type) {
-    case 1: return 0x020000;  // network controller
-    case 2:
-    case 8: return 0x010000;  // mass storage (SCSI), as QEMU presents both
-    case 5: return 0x00ff00;
-    default: return 0xff0000;
-  }
-}
-
 UniqueFd make_eventfd() {
   // A fresh eventfd; the device and KVM get their own references to it.
   UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -55,8 +45,8 @@ std::vector<uint8_t> virtio_cap(uint8_t type, uint8_t bar, uint32_t offset, uint
 }  // namespace
 
 VirtioPciDevice::VirtioPciDevice(VirtioLink& link, int vm_fd, IrqRouter& router, EventfdMonitor& monitor)
-    : PciDevice(kVendor, static_cast<uint16_t>(kModernDeviceBase + link.device_type()), class_for(link.device_type()), 1,
-                kVendor, kSubsystem),
+    : PciDevice(kVendor, static_cast<uint16_t>(kModernDeviceBase + link.device_type()),
+                link.pci_class(), 1, kVendor, kSubsystem),
       link_(link),
       vm_fd_(vm_fd),
       router_(router),
@@ -67,8 +57,9 @@ VirtioPciDevice::VirtioPciDevice(VirtioLink& link, int vm_fd, IrqRouter& router,
               msix_.on_signal(fd);
             },
             [this] { raise_intx(kIsrQueue); }) {
-  define_bar(kVirtioBar, kBar0Size, false);
-  define_bar(kMsixBar, Msix::kRegionSize, false);
+  define_bar(kVirtioBar, kBar0Size, BarKind::kMemory32);
+  define_bar(kMsixBar, Msix::kRegionSize, BarKind::kMemory32);
+  set_interrupt_pin(1);
   msix_cap_ = add_capability(msix_.capability(kMsixBar));
   uint8_t control_mask[2] = {0x00, 0xc0};  // enable and function-mask bits of Message Control
   set_writable(static_cast<uint16_t>(msix_cap_ + 2), control_mask);
@@ -89,7 +80,8 @@ VirtioPciDevice::VirtioPciDevice(VirtioLink& link, int vm_fd, IrqRouter& router,
     q.kick = make_eventfd();
     q.call = make_eventfd();
     q.err = make_eventfd();
-    monitor_.watch(q.err.get(), [this] {
+    monitor_.watch(q.err.get(), [this, fd = q.err.get()] {
+      if (!EventfdMonitor::consume(fd)) return;
       spdlog::warn("virtio device reported a malformed ring; it needs a reset");
       config_changed(true);
     });
@@ -156,7 +148,7 @@ void VirtioPciDevice::raise_intx(uint8_t isr_bits) {
   std::memcpy(&st, config() + 0x06, 2);
   st |= kStatusInterrupt;
   std::memcpy(config() + 0x06, &st, 2);
-  if (!(command() & kCommandIntxDisable)) router_.set_line(interrupt_line(), true);
+  if (!(command() & kCommandIntxDisable)) router_.set_line(intx_gsi(), true);
 }
 
 void VirtioPciDevice::config_changed(bool needs_reset) {
@@ -288,7 +280,7 @@ void VirtioPciDevice::reset_locked() {
   status_ = 0;
   if (isr_) {
     isr_ = 0;
-    router_.set_line(interrupt_line(), false);
+    router_.set_line(intx_gsi(), false);
   }
 }
 
@@ -309,7 +301,7 @@ void VirtioPciDevice::bar_read(int bar, uint64_t offset, std::span<uint8_t> data
       std::memcpy(&st, config() + 0x06, 2);
       st &= ~kStatusInterrupt;
       std::memcpy(config() + 0x06, &st, 2);
-      router_.set_line(interrupt_line(), false);
+      router_.set_line(intx_gsi(), false);
     }
   } else if (offset >= kDeviceOffset && offset - kDeviceOffset + data.size() <= link_.config_size()) {
     link_.read_config(static_cast<uint32_t>(offset - kDeviceOffset), data);

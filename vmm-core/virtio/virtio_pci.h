@@ -21,6 +21,7 @@ class VirtioLink {
  public:
   virtual ~VirtioLink() = default;
   virtual uint16_t device_type() const = 0;  // virtio device ID (8 = SCSI, 2 = block, 1 = net)
+  virtual uint32_t pci_class() const = 0;
   virtual uint64_t device_features() const = 0;
   virtual uint16_t queue_count() const = 0;
   virtual uint16_t max_queue_size() const = 0;

@@ -1,0 +1,65 @@
+#include "device-procs/common/device_process.h"
+
+#include <sys/epoll.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "device-procs/common/adaptive_poll.h"
+#include "ipc/control_channel.h"
+#include "policy/confine.h"
+
+namespace bulkhead::device {
+
+namespace {
+
+class VhostUserWork : public PolledWork {
+ public:
+  VhostUserWork(vhost_user::Backend& backend, vhost_user::VirtioDevice& device) : backend_(backend), device_(device) {}
+  bool poll() override {
+    bool worked = backend_.poll();
+    return device_.poll_completions() || worked;
+  }
+  bool busy() const override { return device_.busy(); }
+  bool prepare_to_sleep() override { return !backend_.rearm(); }
+
+ private:
+  vhost_user::Backend& backend_;
+  vhost_user::VirtioDevice& device_;
+};
+
+}  // namespace
+
+int run_device_process(const char* process_name, const char* role, ipc::DeviceConfig::KindCase kind,
+                       const ServeDevice& serve) {
+  init_process(process_name);
+  try {
+    ipc::ControlChannel control{UniqueFd(ipc::kControlFd)};
+    ipc::StartRole start;
+    std::vector<UniqueFd> fds;
+    if (!control.receive(start, fds) || !start.has_device() || start.device().kind_case() != kind)
+      throw InputError(std::string("no ") + role + " configuration received");
+    policy::confine(start.confinement(), role, process_name);
+    EventLoop loop;
+    // The launcher going away ends the device too.
+    loop.add(control.fd(), EPOLLRDHUP, [&loop](uint32_t) { loop.stop(); });
+    serve(start.device(), fds, loop);
+    return 0;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+}
+
+UniqueFd take_core_socket(const ipc::DeviceConfig& config, std::vector<UniqueFd>& fds) {
+  UniqueFd socket = ipc::take_fd(fds, config.core_socket_fd(), "the core's socket");
+  if (!socket) throw InputError("no socket to the core");
+  return socket;
+}
+
+void serve_vhost_user(vhost_user::Backend& backend, vhost_user::VirtioDevice& device, EventLoop& loop,
+                      std::chrono::microseconds window) {
+  VhostUserWork work(backend, device);
+  serve_adaptively(loop, work, window, [&] { return backend.connected(); });
+}
+
+}  // namespace bulkhead::device
