@@ -18,6 +18,7 @@ namespace {
 constexpr uint8_t kVersionSpc3 = 0x05;  // Linux then reads VPD pages and uses READ CAPACITY(16)
 constexpr uint32_t kMaxUnmapDescriptors = 255;
 constexpr uint32_t kMaxWriteSameBlocks = 1u << 22;  // 2 GiB per WRITE SAME
+constexpr uint64_t kPatternBlocks = 128, kBlocksPerWrite = 2048;  // WRITE SAME of a pattern
 constexpr uint32_t kUnmapGranularityBlocks = 8;     // 4 KiB
 
 uint16_t be16(std::span<const uint8_t> p, size_t at) { return static_cast<uint16_t>(p[at] << 8 | p[at + 1]); }
@@ -298,25 +299,29 @@ void ScsiDisk::write_same(std::span<const uint8_t> cdb, const GuestBuffers& data
   if (count == 0 || count > kMaxWriteSameBlocks) return done(Result::check(scsi::sense::kInvalidFieldInCdb));
   if (lba > blocks_ || count > blocks_ - lba) return done(Result::check(scsi::sense::kLbaOutOfRange));
   if (options_.read_only) return done(Result::check(scsi::sense::kWriteProtected));
-  auto block = std::make_shared<std::vector<uint8_t>>(kBlockSize, 0);
+  std::vector<uint8_t> block(kBlockSize, 0);
   if (!ndob) {
     if (data_out.size() < kBlockSize) return done(Result::buffer_mismatch());
-    data_out.read(0, block->data(), kBlockSize);
+    data_out.read(0, block.data(), kBlockSize);
   }
-  bool zeros = std::all_of(block->begin(), block->end(), [](uint8_t b) { return b == 0; });
+  bool zeros = std::all_of(block.begin(), block.end(), [](uint8_t b) { return b == 0; });
   auto complete = [this, done = std::move(done)](int64_t r) { done(io_result(r, true, 0)); };
   if (zeros) {
     // Deallocated blocks read back as zeros (LBPRZ), so zeros are written by deallocating,
     // with or without the UNMAP bit.
     return backend_.discard(lba * kBlockSize, count * kBlockSize, std::move(complete));
   }
-  // Replicate the block: one vector of up to 1 MiB of the same buffer, written repeatedly.
+  // Replicate the block: a buffer holding it kPatternBlocks times, written up to 1 MiB at a
+  // time as a few iovecs of that buffer (far below IOV_MAX, which one iovec per block would
+  // exceed).
   struct State {
     uint64_t lba, left;
-    std::shared_ptr<std::vector<uint8_t>> block;
+    std::vector<uint8_t> pattern;
     std::function<void(int64_t)> done;
   };
-  auto state = std::make_shared<State>(State{lba, count, block, std::move(complete)});
+  auto state = std::make_shared<State>(State{lba, count, {}, std::move(complete)});
+  state->pattern.reserve(kPatternBlocks * kBlockSize);
+  for (uint64_t i = 0; i < kPatternBlocks; ++i) state->pattern.insert(state->pattern.end(), block.begin(), block.end());
   auto step = std::make_shared<std::function<void(int64_t)>>();
   *step = [this, state, step](int64_t r) {
     if (r < 0 || state->left == 0) {
@@ -324,8 +329,10 @@ void ScsiDisk::write_same(std::span<const uint8_t> cdb, const GuestBuffers& data
       *step = nullptr;
       return d(r < 0 ? r : 0);
     }
-    uint64_t chunk = std::min<uint64_t>(state->left, 2048);
-    std::vector<iovec> iov(chunk, iovec{state->block->data(), kBlockSize});
+    uint64_t chunk = std::min<uint64_t>(state->left, kBlocksPerWrite);
+    std::vector<iovec> iov;
+    for (uint64_t done_blocks = 0; done_blocks < chunk; done_blocks += kPatternBlocks)
+      iov.push_back(iovec{state->pattern.data(), std::min(kPatternBlocks, chunk - done_blocks) * kBlockSize});
     uint64_t at = state->lba;
     state->lba += chunk;
     state->left -= chunk;

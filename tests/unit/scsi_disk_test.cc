@@ -233,6 +233,27 @@ TEST_P(ScsiDiskTest, WriteSameReplicatesOrDeallocates) {
   expect_sense(run(ws16, block), scsi::sense::kInvalidFieldInCdb);  // ANCHOR
 }
 
+// More blocks than one writev may carry (IOV_MAX iovecs of one block each): the pattern must
+// still land on every block.
+TEST_P(ScsiDiskTest, WriteSameOfAPatternOverManyThousandBlocks) {
+  std::vector<uint8_t> block(512);
+  for (int i = 0; i < 512; ++i) block[i] = uint8_t(i * 7 + 1);
+  constexpr uint32_t kBlocks = 5000;
+  std::vector<uint8_t> ws16(16, 0);
+  ws16[0] = 0x93;
+  ws16[9] = 100;  // LBA 100
+  ws16[12] = kBlocks >> 8;
+  ws16[13] = kBlocks & 0xff;
+  ASSERT_EQ(run(ws16, block).status, scsi::kStatusGood);
+  for (uint32_t at = 0; at < kBlocks; at += 1000) {
+    run(rw10(0x28, 100 + at, 1000), {}, 1000 * 512);
+    for (int b = 0; b < 1000; ++b)
+      ASSERT_TRUE(std::equal(block.begin(), block.end(), in_.begin() + 512 * b)) << "block " << 100 + at + b;
+  }
+  run(rw10(0x28, 100 + kBlocks, 1), {}, 512);
+  EXPECT_EQ(in_, std::vector<uint8_t>(512, 0)) << "nothing past the range";
+}
+
 TEST_P(ScsiDiskTest, SynchronizeCacheAndRequestSense) {
   EXPECT_EQ(run({0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0}).status, scsi::kStatusGood);
   Result r = run({0x03, 0, 0, 0, 18, 0}, {}, 18);
@@ -269,21 +290,22 @@ TEST(BlockBackend, FlushWaitsForEarlierWrites) {
   ASSERT_EQ(::ftruncate(fd.get(), 1 << 20), 0);
   BlockBackend backend(std::move(fd), 1 << 20);
   ASSERT_FALSE(backend.memory_backed());
-  std::vector<std::string> order;
+  constexpr int kFlush = -1;
+  std::vector<int> order;  // write indices as they complete, then kFlush
   std::vector<uint8_t> data(64 * 1024, 1);
   for (int i = 0; i < 8; ++i)
     backend.write(i * data.size(), {{data.data(), data.size()}}, false, [&, i](int64_t r) {
       EXPECT_EQ(r, static_cast<int64_t>(data.size()));
-      order.push_back("w" + std::to_string(i));
+      order.push_back(i);
     });
   backend.flush([&](int64_t r) {
     EXPECT_EQ(r, 0);
-    order.push_back("flush");
+    order.push_back(kFlush);
   });
   backend.submit();
   backend.wait_all();
   ASSERT_EQ(order.size(), 9u);
-  EXPECT_EQ(order.back(), "flush");  // a flush never completes ahead of the writes it covers
+  EXPECT_EQ(order.back(), kFlush);  // a flush never completes ahead of the writes it covers
 }
 
 }  // namespace
