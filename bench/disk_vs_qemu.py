@@ -30,8 +30,9 @@ def parse(output):
     return {k: int(re.search(k + r"=(\d+)", m.group(0)).group(1)) for k in METRICS}
 
 
-def bulkhead(args, image, poll_us):
-    cmd = [os.path.join(args.bin_dir, "bulkhead"), "run", "--memory", "512M", "--disk", image,
+def bulkhead(args, image, poll_us, bin_dir=None):
+    cmd = [os.path.join(bin_dir or args.bin_dir, "bulkhead"), "run", "--memory", "512M", "--disk", image,
+           "--kernel", os.path.join(args.bin_dir, "bulkhead-test-guest.elf"),
            "--device-poll-us", str(poll_us), "--cmdline", "bench-scsi=%d" % args.scale]
     return parse(guest_output(cmd, 0, 900))
 
@@ -52,6 +53,7 @@ def main():
     ap.add_argument("--scale", type=int, default=4, help="guest op-count multiplier")
     ap.add_argument("--disk-dir", default="/var/tmp", help="a disk-backed directory for the second image")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--baseline-bin-dir", help="an earlier build of Bulkhead to run beside this one (same guest binary)")
     args = ap.parse_args()
 
     results = {}
@@ -64,6 +66,8 @@ def main():
                        "bulkhead, polling off": lambda: bulkhead(args, image, 0),
                        "qemu aio=io_uring": lambda: qemu(args, image, "io_uring"),
                        "qemu aio=threads": lambda: qemu(args, image, "threads")}
+            if args.baseline_bin_dir:
+                configs["bulkhead baseline"] = lambda: bulkhead(args, image, 200, args.baseline_bin_dir)
             med = medians(alternate(configs, args.rounds), METRICS)
         finally:
             os.unlink(image)
@@ -77,6 +81,12 @@ def main():
             print("| %s | %d | %d | %d | %.2fx | %d |" % (k, med["qemu aio=io_uring"][k], med["qemu aio=threads"][k],
                                                        med["bulkhead"][k], results[label]["ratio"][k],
                                                        med["bulkhead, polling off"][k]))
+        if args.baseline_bin_dir:
+            print("| metric | Bulkhead baseline (%s) | Bulkhead | this / baseline |" % args.baseline_bin_dir)
+            print("|---|---:|---:|---:|")
+            for k in METRICS:
+                b = med["bulkhead baseline"][k]
+                print("| %s | %d | %d | %.2fx |" % (k, b, med["bulkhead"][k], med["bulkhead"][k] / b))
     target = results["tmpfs (/dev/shm)"]["ratio"]
     worst = min(target["randread_qd32_iops"], target["randwrite_qd32_iops"])
     print("\ntarget: >= 1.2x QEMU's IOPS at QD32 on /dev/shm: %s (worst %.2fx)" % ("met" if worst >= 1.2 else "MISSED", worst))

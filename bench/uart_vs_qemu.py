@@ -28,8 +28,9 @@ def parse(output):
     return values
 
 
-def run_bulkhead(bin_dir, cmdline, poll_us):
-    args = [os.path.join(bin_dir, "bulkhead"), "run", "--cmdline", cmdline]
+def run_bulkhead(bin_dir, cmdline, poll_us, guest_dir=None):
+    args = [os.path.join(bin_dir, "bulkhead"), "run", "--cmdline", cmdline,
+            "--kernel", os.path.join(guest_dir or bin_dir, "bulkhead-test-guest.elf")]
     if poll_us is not None:
         args += ["--device-poll-us", str(poll_us)]
     return parse(guest_output(args, 0, 600))
@@ -48,12 +49,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iterations", type=int, default=20000)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--baseline-bin-dir", help="an earlier build of Bulkhead to run beside this one (same guest binary)")
     args = ap.parse_args()
 
     cmdline = "bench-exit=%d bench-uart=%d" % (args.iterations, args.iterations)
     configs = {"qemu": lambda: run_qemu(args.bin_dir, cmdline),
                "bulkhead": lambda: run_bulkhead(args.bin_dir, cmdline, None),
                "bulkhead-no-polling": lambda: run_bulkhead(args.bin_dir, cmdline, 0)}
+    if args.baseline_bin_dir:
+        configs["bulkhead-baseline"] = lambda: run_bulkhead(args.baseline_bin_dir, cmdline, None, args.bin_dir)
     rows = [("LSR read (reply needed)", "bench-uart.lsr_read_ns"), ("scratch write (posted)", "bench-uart.scr_write_ns"),
             ("unclaimed port read (exit floor)", "bench-exit.read_ns"),
             ("unclaimed port write (exit floor)", "bench-exit.write_ns")]
@@ -66,6 +70,12 @@ def main():
         q, b, n = med["qemu"][key], med["bulkhead"][key], med["bulkhead-no-polling"][key]
         result["ratios"][key] = b / q
         print("| %s | %.0f | %.0f | %.2fx | %.0f | %.2fx |" % (label, q, b, b / q, n, n / q))
+    if args.baseline_bin_dir:
+        print("| access | Bulkhead baseline (%s) | Bulkhead | this / baseline |" % args.baseline_bin_dir)
+        print("|---|---:|---:|---:|")
+        for label, key in rows:
+            b, n = med["bulkhead-baseline"][key], med["bulkhead"][key]
+            print("| %s | %.0f | %.0f | %.2fx |" % (label, b, n, n / b))
     worst = max(result["ratios"]["bench-uart.lsr_read_ns"], result["ratios"]["bench-uart.scr_write_ns"])
     print("target: <= 1.3x QEMU per access: %s (worst %.2fx)" % ("met" if worst <= 1.3 else "MISSED", worst))
     if args.json:

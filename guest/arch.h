@@ -25,6 +25,20 @@ inline uint32_t inl(uint16_t port) {
   return v;
 }
 
+// String port I/O: `count` items at one port (rep ins/outs), as ATA's PIO data path uses it.
+inline void outsw(uint16_t port, const void* items, uint64_t count) {
+  asm volatile("rep outsw" : "+S"(items), "+c"(count) : "d"(port) : "memory");
+}
+inline void insw(uint16_t port, void* items, uint64_t count) {
+  asm volatile("rep insw" : "+D"(items), "+c"(count) : "d"(port) : "memory");
+}
+inline void outsl(uint16_t port, const void* items, uint64_t count) {
+  asm volatile("rep outsl" : "+S"(items), "+c"(count) : "d"(port) : "memory");
+}
+inline void insl(uint16_t port, void* items, uint64_t count) {
+  asm volatile("rep insl" : "+D"(items), "+c"(count) : "d"(port) : "memory");
+}
+
 inline uint32_t mmio_read32(uint64_t addr) { return *reinterpret_cast<volatile uint32_t*>(addr); }
 inline void mmio_write32(uint64_t addr, uint32_t v) { *reinterpret_cast<volatile uint32_t*>(addr) = v; }
 

@@ -19,7 +19,7 @@ constexpr Scenario kScenarios[] = {
     {"hello", scenario_hello},   {"echo", scenario_echo},           {"serial-irq", scenario_serial_irq},
     {"smp", scenario_smp},       {"bench-uart", scenario_bench_uart}, {"bench-exit", scenario_bench_exit},
     {"flood", scenario_flood},           {"scsi-disk", scenario_scsi_disk},   {"scsi-irq", scenario_scsi_irq},
-    {"msix-mask", scenario_msix_mask},
+    {"msix-mask", scenario_msix_mask},   {"scratch", scenario_scratch},
     {"blk-disk", scenario_blk_disk},     {"bench-scsi", scenario_bench_scsi}, {"bench-blk", scenario_bench_blk},
 };
 constexpr const char* kDefaultScenarios = "hello smp";

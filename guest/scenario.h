@@ -31,6 +31,7 @@ bool scenario_flood(const char* arg, Context& context);
 bool scenario_scsi_disk(const char* arg, Context& context);
 bool scenario_scsi_irq(const char* arg, Context& context);
 bool scenario_msix_mask(const char* arg, Context& context);
+bool scenario_scratch(const char* arg, Context& context);
 bool scenario_blk_disk(const char* arg, Context& context);
 bool scenario_bench_scsi(const char* arg, Context& context);
 bool scenario_bench_blk(const char* arg, Context& context);

@@ -5,22 +5,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstring>
+#include <set>
 
 #include "common/error.h"
 #include "ipc/control.pb.h"
-#include "launcher/disk_spec.h"
 #include "launcher/resources.h"
-#include "launcher/sandbox.h"
 #include "launcher/spawn.h"
+#include "launcher/vm_plan.h"
 
 namespace bulkhead::launcher {
 
 namespace {
-
-constexpr uint32_t kMaxQueues = 64;
 
 // Waits for `device` to exit or a termination signal; returns the signal number or 0.
 int wait_device(RoleProcess& device, int signals) {
@@ -43,48 +41,59 @@ int wait_device(RoleProcess& device, int signals) {
 
 }  // namespace
 
-RoleProcess start_virtio_scsi(const VmSandbox& sandbox, const std::vector<DiskImage>& disks, uint32_t queues,
-                              uint32_t poll_us, int connection) {
-  RoleProcess device =
-      spawn_role(executable_dir() + "/bulkhead-virtio-scsi", "bh-virtio-scsi", sandbox.spawn_options("virtio-scsi"));
+RoleProcess start_device(const devices::DeviceKind& kind, const devices::DeviceInstance& instance,
+                         const VmSandbox& sandbox, int connection) {
+  RoleProcess device = spawn_role(executable_dir() + "/" + kind.executable, kind.process_name,
+                                  sandbox.spawn_options(kind.selinux_type));
   ipc::StartRole start;
   FdList fds;
-  // It writes within its images and sizes small inflight memory files.
-  uint64_t largest = 64ull << 20;
-  for (const DiskImage& d : disks) largest = std::max(largest, d.size);
-  *start.mutable_confinement() = sandbox.confinement("virtio-scsi", {largest, 1024});
-  ipc::DeviceConfig* config = start.mutable_device();
-  config->set_core_socket_fd(fds.add(connection));
-  ipc::VirtioScsiConfig* scsi = config->mutable_virtio_scsi();
-  scsi->set_request_queues(queues);
-  scsi->set_poll_us(poll_us);
-  for (size_t i = 0; i < disks.size(); ++i) {
-    ipc::VirtioScsiDisk* d = scsi->add_disks();
-    d->set_fd(fds.add(disks[i].fd.get()));
-    d->set_read_only(disks[i].read_only);
-    d->set_serial("BH" + std::to_string(i));
-  }
+  *start.mutable_confinement() = sandbox.confinement(kind.policy, instance.limits());
+  *start.mutable_device() = instance.config(fds);
+  start.mutable_device()->set_core_socket_fd(fds.add(connection));
   device.control->send(start, fds.all());
   return device;
 }
 
+void add_standalone_options(CLI::App& device, DeviceOptions& options) {
+  std::set<std::string> added;
+  for (const devices::DeviceKind* kind : devices::device_table())
+    for (const devices::OptionSpec& o : kind->standalone_options()) {
+      if (!added.insert(o.name).second) continue;
+      std::string help = o.value_help + " (" + kind->name + "): " + o.help;
+      if (!o.default_value.empty()) help += " (default " + o.default_value + ")";
+      CLI::Option* option = device.add_option(o.name, options.device_options[o.name], help);
+      if (!o.repeatable) option->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::Throw);
+    }
+}
+
 int serve_device(const DeviceOptions& options) {
-  if (options.kind != "virtio-scsi") throw InputError("unknown device kind '" + options.kind + "' (known: virtio-scsi)");
+  const devices::DeviceKind* kind = devices::find_kind(options.kind);
+  std::string known;
+  for (const devices::DeviceKind* k : devices::device_table())
+    if (k->standalone()) known += (known.empty() ? "" : ", ") + k->name;
+  if (!kind || !kind->standalone()) throw InputError("unknown device kind '" + options.kind + "' (known: " + known + ")");
   if (options.socket.has_value() == options.fd.has_value()) throw InputError("give exactly one of --socket PATH and --fd N");
-  if (options.disks.empty()) throw InputError("virtio-scsi needs at least one --disk");
-  if (options.queues == 0 || options.queues > kMaxQueues)
-    throw InputError("--queues must be between 1 and " + std::to_string(kMaxQueues));
-  std::vector<DiskImage> disks;
-  for (const std::string& spec : options.disks) disks.push_back(open_disk(spec));
+  std::vector<devices::OptionSpec> specs = kind->standalone_options();
+  std::vector<devices::OptionValues> values(specs.size());
+  for (const auto& [name, occurrences] : options.device_options) {
+    if (occurrences.empty()) continue;
+    auto it = std::find_if(specs.begin(), specs.end(), [&](const devices::OptionSpec& s) { return s.name == name; });
+    if (it == specs.end()) throw InputError(kind->name + " takes no " + name);
+    values[it - specs.begin()] = occurrences;
+  }
+  for (size_t i = 0; i < specs.size(); ++i)
+    if (values[i].empty() && !specs[i].default_value.empty()) values[i].push_back(specs[i].default_value);
+  check_selftest(options.sandbox.selftest, role_policies());
+  std::unique_ptr<devices::DeviceInstance> instance = kind->plan_standalone(values);
   // Memory for the device's own structures; the front-end's guest RAM is charged to it.
   VmSandbox sandbox = VmSandbox::prepare(options.sandbox, {256ull << 20, 256, 100000, 100000});
-  for (DiskImage& disk : disks) sandbox.label_image(disk.fd.get(), disk.read_only, disk.path);
+  instance->open(sandbox);
 
   UnixListener listener;
   UniqueFd connection;
   if (options.socket) {
     listener = listen_unix(*options.socket);
-    std::fprintf(stderr, "bulkhead: virtio-scsi listening on %s\n", options.socket->c_str());
+    std::fprintf(stderr, "bulkhead: %s listening on %s\n", kind->name.c_str(), options.socket->c_str());
   } else {
     int type = 0;
     socklen_t len = sizeof type;
@@ -113,7 +122,7 @@ int serve_device(const DeviceOptions& options) {
       connection.reset(::accept4(listener.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
       if (!connection) continue;
     }
-    RoleProcess device = start_virtio_scsi(sandbox, disks, options.queues, options.poll_us, connection.get());
+    RoleProcess device = start_device(*kind, *instance, sandbox, connection.get());
     connection.reset();
     stopped_by = wait_device(device, signals.get());
     if (stopped_by || !listener.fd) break;

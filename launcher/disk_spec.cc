@@ -18,16 +18,11 @@ constexpr int kLockAttempts = 50;
 constexpr useconds_t kLockRetryUs = 20000;  // 1 s in all
 }  // namespace
 
-DiskImage open_disk(const std::string& spec) {
+DiskImage open_disk(const std::string& path, bool read_only) {
   DiskImage disk;
-  size_t comma = spec.find(',');
-  disk.path = spec.substr(0, comma);
-  if (comma != std::string::npos) {
-    std::string option = spec.substr(comma + 1);
-    if (option != "ro") throw InputError("disk '" + spec + "': unknown option '" + option + "' (only ,ro is known)");
-    disk.read_only = true;
-  }
-  if (disk.path.empty()) throw InputError("disk '" + spec + "' has no path");
+  disk.path = path;
+  disk.read_only = read_only;
+  if (disk.path.empty()) throw InputError("a disk has no path");
   // open() of a user-supplied image; the descriptor goes to the device process.
   disk.fd.reset(::open(disk.path.c_str(), (disk.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
   if (!disk.fd) throw InputError("cannot open disk image '" + disk.path + "': " + std::strerror(errno));

@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "launcher/device_command.h"
+#include "launcher/devices_command.h"
 #include "launcher/run_command.h"
 
 using namespace bulkhead;
@@ -27,16 +28,16 @@ int main(int argc, char** argv) {
                       "CPU model: baseline (no XSAVE/AVX state, like QEMU's default) or host (all that KVM supports)")
       ->check(CLI::IsMember({"baseline", "host"}))
       ->capture_default_str();
-  run_cmd->add_option("--serial", run.serial, "COM1 backend: stdio, file=PATH, unix=PATH (listens), pty or none")
+  run_cmd->add_option("--mode", run.mode,
+                      "Device set: paravirt (virtio) or full (emulated PC hardware, for guests without virtio drivers); "
+                      "per-device options override it")
+      ->check(CLI::IsMember({"paravirt", "full"}))
       ->capture_default_str();
   run_cmd->add_option("--device-poll-us", run.device_poll_us,
-                      "How long device processes keep polling for register accesses before sleeping (0-1000)")
+                      "How long device processes keep polling for work before sleeping (0-1000)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
-  run_cmd->add_option("--disk", run.disks,
-                      "Disk image PATH[,ro] on a virtio-scsi controller in its own process; repeat for more LUNs");
-  run_cmd->add_option("--vhost-user", run.vhost_user,
-                      "A third-party vhost-user back-end: type=scsi|blk|net,socket=PATH (e.g. qemu-storage-daemon)");
+  launcher::add_device_options(*run_cmd, run.device_options);
   launcher::add_sandbox_options(*run_cmd, run.sandbox);
 
   launcher::DeviceOptions device;
@@ -47,18 +48,17 @@ int main(int argc, char** argv) {
       "  bulkhead device virtio-scsi --socket /run/scsi0.sock --disk /var/lib/images/disk.raw\n"
       "  qemu-system-x86_64 ... -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem \\\n"
       "      -chardev socket,id=scsi0,path=/run/scsi0.sock -device vhost-user-scsi-pci,chardev=scsi0");
-  device_cmd->add_option("kind", device.kind, "Device kind: virtio-scsi")->required();
+  device_cmd->add_option("kind", device.kind, "Device kind (see `bulkhead devices`)")->required();
   device_cmd->add_option("--socket", device.socket,
                          "Listen on this unix socket (a stale one is replaced) and serve one front-end at a time, "
                          "across reconnects");
   device_cmd->add_option("--fd", device.fd, "Serve the already-connected socket on this descriptor, then exit");
-  device_cmd->add_option("--disk", device.disks, "Disk image, PATH[,ro]; repeat for more LUNs")->required();
-  device_cmd->add_option("--queues", device.queues, "Request queues")->capture_default_str();
-  device_cmd->add_option("--poll-us", device.poll_us,
-                         "How long the device keeps polling its rings after the last request (0-1000)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1000));
+  launcher::add_standalone_options(*device_cmd, device);
   launcher::add_sandbox_options(*device_cmd, device.sandbox);
+
+  bool markdown = false;
+  CLI::App* devices_cmd = app.add_subcommand("devices", "List the kinds of devices a VM can have (the device table).");
+  devices_cmd->add_flag("--markdown", markdown, "As the Markdown table of docs/devices.md");
 
   try {
     app.parse(argc, argv);
@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   try {
     if (run_cmd->parsed()) return launcher::run_vm(run);
     if (device_cmd->parsed()) return launcher::serve_device(device);
+    if (devices_cmd->parsed()) return launcher::list_devices(markdown);
   } catch (const InputError& e) {
     std::fprintf(stderr, "bulkhead: error: %s\n", e.what());
     return launcher::kExitUsage;

@@ -30,22 +30,4 @@ uint64_t parse_memory_size(const std::string& text) {
   return value << shift;
 }
 
-SerialSpec parse_serial(const std::string& text) {
-  SerialSpec spec;
-  auto with_path = [&](const char* prefix, SerialSpec::Kind kind) {
-    std::string p(prefix);
-    if (text.rfind(p, 0) != 0) return false;
-    spec.kind = kind;
-    spec.path = text.substr(p.size());
-    if (spec.path.empty()) throw InputError("--serial " + text + " needs a path after '='");
-    return true;
-  };
-  if (text == "stdio") spec.kind = SerialSpec::Kind::kStdio;
-  else if (text == "pty") spec.kind = SerialSpec::Kind::kPty;
-  else if (text == "none") spec.kind = SerialSpec::Kind::kNone;
-  else if (!with_path("file=", SerialSpec::Kind::kFile) && !with_path("unix=", SerialSpec::Kind::kUnix))
-    throw InputError("--serial '" + text + "' is not one of stdio, file=PATH, unix=PATH, pty, none");
-  return spec;
-}
-
 }  // namespace bulkhead::launcher

@@ -10,12 +10,4 @@ namespace bulkhead::launcher {
 // InputError for anything else.
 uint64_t parse_memory_size(const std::string& text);
 
-struct SerialSpec {
-  enum class Kind { kStdio, kFile, kUnix, kPty, kNone } kind = Kind::kStdio;
-  std::string path;  // kFile, kUnix
-};
-
-// "stdio", "file=PATH", "unix=PATH", "pty" or "none".
-SerialSpec parse_serial(const std::string& text);
-
 }  // namespace bulkhead::launcher

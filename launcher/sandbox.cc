@@ -15,8 +15,6 @@ namespace bulkhead::launcher {
 
 namespace {
 
-constexpr const char* kSelftestRoles[] = {"core", "serial", "virtio-scsi"};
-
 void check_privileges() {
   capng_get_caps_process();
   for (int cap : {CAP_SYS_ADMIN, CAP_SETUID, CAP_SETGID, CAP_SETPCAP})
@@ -26,20 +24,22 @@ void check_privileges() {
           "bulkhead as root, or pass --no-sandbox to debug without confinement");
 }
 
-void check_selftest(const std::vector<std::string>& specs) {
+}  // namespace
+
+void check_selftest(const std::vector<std::string>& specs, const std::vector<std::string>& roles) {
 #ifndef BULKHEAD_SELFTEST_HOOKS
   if (!specs.empty()) throw InputError("--selftest: this build has no self-test hooks (BULKHEAD_SELFTEST_HOOKS=OFF)");
 #endif
+  std::string known;
+  for (const std::string& r : roles) known += (known.empty() ? "" : ", ") + r;
   for (const std::string& spec : specs) {
     size_t colon = spec.find(':');
     std::string role = spec.substr(0, colon), rest = colon == std::string::npos ? "" : spec.substr(colon + 1);
-    if (std::find(std::begin(kSelftestRoles), std::end(kSelftestRoles), role) == std::end(kSelftestRoles) ||
+    if (std::find(roles.begin(), roles.end(), role) == roles.end() ||
         (rest.rfind("pre:", 0) != 0 && rest.rfind("post:", 0) != 0))
-      throw InputError("--selftest '" + spec + "': expected ROLE:pre|post:CALL[=ARG] with ROLE core, serial or virtio-scsi");
+      throw InputError("--selftest '" + spec + "': expected ROLE:pre|post:CALL[=ARG] with ROLE one of " + known);
   }
 }
-
-}  // namespace
 
 void add_sandbox_options(CLI::App& command, SandboxRequest& r) {
   const char* group = "Confinement";
@@ -81,7 +81,6 @@ VmSandbox VmSandbox::prepare(const SandboxRequest& r, const CgroupLimits& limits
     return s;
   }
   check_privileges();
-  check_selftest(r.selftest);
   s.enabled_ = true;
   s.violation_ = r.seccomp == "trap" ? ipc::Confinement::TRAP : ipc::Confinement::KILL;
   s.selftest_ = r.selftest;
@@ -113,16 +112,12 @@ void VmSandbox::announce() const {
   for (const std::string& note : notes_) std::fprintf(stderr, "bulkhead: note: %s\n", note.c_str());
 }
 
-SpawnOptions VmSandbox::spawn_options(const std::string& role) const {
+SpawnOptions VmSandbox::spawn_options(const std::string& selinux_type) const {
   SpawnOptions options;
   if (!enabled_) return options;
   options.namespaces = true;
   options.cgroup_fd = cgroup_ ? cgroup_->fd() : -1;
-  if (labels_) {
-    std::string domain = role;
-    std::replace(domain.begin(), domain.end(), '-', '_');
-    options.selinux_context = labels_->process_context(domain);
-  }
+  if (labels_) options.selinux_context = labels_->process_context(selinux_type);
   return options;
 }
 

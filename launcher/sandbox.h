@@ -34,6 +34,10 @@ struct SandboxRequest {
 // Adds the options above to a subcommand.
 void add_sandbox_options(CLI::App& command, SandboxRequest& request);
 
+// Checks --selftest ROLE:pre|post:CALL[=ARG] specs against the roles (seccomp policy names)
+// of this VM; throws InputError.
+void check_selftest(const std::vector<std::string>& specs, const std::vector<std::string>& roles);
+
 // What a role may grow and hold once confined.
 struct RoleLimits {
   uint64_t max_file_size;   // RLIMIT_FSIZE: memfds it sizes, files it writes
@@ -54,9 +58,10 @@ class VmSandbox {
   // Prints what the operator should know about this VM's confinement (missing cgroup v2,
   // no SELinux), once its input has been accepted and just before its processes start.
   void announce() const;
-  // How to start role `role` ("core", "serial", "virtio-scsi").
-  SpawnOptions spawn_options(const std::string& role) const;
-  ipc::Confinement confinement(const std::string& role, const RoleLimits& limits) const;
+  // How to start a role whose SELinux domain is `selinux_type` ("bulkhead_core_t", ...).
+  SpawnOptions spawn_options(const std::string& selinux_type) const;
+  // What role `policy` (its seccomp policy: "core", "serial", ...) confines itself to.
+  ipc::Confinement confinement(const std::string& policy, const RoleLimits& limits) const;
   // Label files the VM's processes use (no-op without SELinux): a disk image (the VM's own,
   // or a shared read-only one), the kernel and initrd (read-only), the console log.
   void label_image(int fd, bool read_only, const std::string& path);

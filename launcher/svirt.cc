@@ -53,8 +53,8 @@ SvirtLabels::SvirtLabels(SvirtLabels&& other) noexcept
 
 SvirtLabels::~SvirtLabels() { restore_files(); }
 
-std::string SvirtLabels::process_context(const std::string& role) const {
-  return "system_u:system_r:bulkhead_" + role + "_t:" + mcs_;
+std::string SvirtLabels::process_context(const std::string& type) const {
+  return "system_u:system_r:" + type + ":" + mcs_;
 }
 
 std::string SvirtLabels::file_context(const std::string& type) const {

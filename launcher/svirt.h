@@ -33,8 +33,8 @@ class SvirtLabels {
   SvirtLabels& operator=(SvirtLabels&&) = delete;
 
   const std::string& mcs() const { return mcs_; }
-  // "system_u:system_r:bulkhead_<role>_t:s0:cA,cB"; role "core", "serial", "virtio_scsi", ...
-  std::string process_context(const std::string& role) const;
+  // "system_u:system_r:<type>:s0:cA,cB" for a role's domain, e.g. "bulkhead_core_t".
+  std::string process_context(const std::string& type) const;
   // "system_u:object_r:<type>:s0:cA,cB", or at plain s0 for the shared read-only image type.
   std::string file_context(const std::string& type) const;
 

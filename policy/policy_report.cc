@@ -1,13 +1,20 @@
 // bulkhead-seccomp-report: what each role's seccomp policy allows, for the README's table
-// and for operators reviewing a build.
+// and for operators reviewing a build. The roles are the core, the supervisor, and every
+// device kind of the device table.
 #include <cstdio>
 #include <set>
 #include <string>
+#include <vector>
 
+#include "device-procs/device_kind.h"
 #include "policy/seccomp_policy.h"
 
 int main() {
-  for (const char* role : {"core", "serial", "virtio-scsi", "supervisor"}) {
+  std::vector<std::string> roles = {"core"};
+  for (const bulkhead::devices::DeviceKind* kind : bulkhead::devices::device_table())
+    if (!kind->policy.empty()) roles.push_back(kind->policy);
+  roles.push_back("supervisor");
+  for (const std::string& role : roles) {
     std::vector<bulkhead::policy::Rule> rules = bulkhead::policy::load_policy(role);
     std::set<std::string> filtered;
     for (const auto& r : rules)
@@ -15,7 +22,7 @@ int main() {
         filtered.insert(r.syscall);
     std::string names;
     for (const std::string& n : filtered) names += (names.empty() ? "" : ", ") + n;
-    std::printf("%-12s %3zu system calls allowed; argument-filtered: %s\n", role,
+    std::printf("%-12s %3zu system calls allowed; argument-filtered: %s\n", role.c_str(),
                 bulkhead::policy::allowed_syscall_count(rules), names.c_str());
   }
   return 0;

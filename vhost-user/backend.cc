@@ -39,7 +39,7 @@ void Queue::flush_notifications() {
   if (ring_.should_notify()) backend_.signal(call_);
 }
 
-Backend::Backend(VirtioDevice& device, EventLoop& loop, UniqueFd socket)
+Backend::Backend(BackendDevice& device, EventLoop& loop, UniqueFd socket)
     : device_(device), loop_(loop), connection_(std::move(socket)) {
   for (uint32_t i = 0; i < device_.queue_count(); ++i) queues_.emplace_back(new Queue(*this, i));
   loop_.add(connection_.fd(), EPOLLIN | EPOLLRDHUP, [this](uint32_t) { on_socket(); });

@@ -1,5 +1,5 @@
 // A vhost-user back-end: answers a front-end (Bulkhead's core, QEMU, ...) and runs the
-// virtqueues of one virtio device. The device implements VirtioDevice; this class owns the
+// virtqueues of one virtio device. The device implements BackendDevice; this class owns the
 // protocol, the memory map, the rings, the kick/call/err descriptors and the inflight region.
 #pragma once
 
@@ -51,9 +51,9 @@ class Queue {
 };
 
 // What a virtio device implements to be served over vhost-user.
-class VirtioDevice {
+class BackendDevice {
  public:
-  virtual ~VirtioDevice() = default;
+  virtual ~BackendDevice() = default;
   // Virtio feature bits offered (device bits and VERSION_1, INDIRECT_DESC, EVENT_IDX...).
   virtual uint64_t features() const = 0;
   virtual uint32_t queue_count() const = 0;
@@ -83,7 +83,7 @@ class Backend {
                                                 protocol_feature::kResetDevice | protocol_feature::kConfigureMemSlots |
                                                 protocol_feature::kStatus;
 
-  Backend(VirtioDevice& device, EventLoop& loop, UniqueFd socket);
+  Backend(BackendDevice& device, EventLoop& loop, UniqueFd socket);
   ~Backend();
 
   // False once the front-end hung up (or broke the protocol, which is logged).
@@ -118,7 +118,7 @@ class Backend {
   uint8_t* inflight_slice(const Queue& q);
   void signal(const UniqueFd& fd);
 
-  VirtioDevice& device_;
+  BackendDevice& device_;
   EventLoop& loop_;
   Connection connection_;
   bool connected_ = true;

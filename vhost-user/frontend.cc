@@ -65,7 +65,8 @@ void Frontend::set_memory(const std::vector<Region>& regions) {
     }
   } else {
     std::vector<int> fds;
-    command(memory_table(regions, fds), fds, "SET_MEM_TABLE");
+    Message table = memory_table(regions, fds);  // fills fds: before they are passed on
+    command(std::move(table), fds, "SET_MEM_TABLE");
   }
   memory_sent_ = true;
 }

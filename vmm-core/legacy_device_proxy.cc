@@ -184,7 +184,8 @@ LegacyDeviceProxy::LegacyDeviceProxy(std::string name, UniqueFd socket, const ip
     for (const RamRegion& r : memory.regions())
       regions.push_back({{r.guest_address, r.size, reinterpret_cast<uint64_t>(r.host), r.file_offset}, memory.fd()});
     std::vector<int> fds;
-    connection_.send_with_ack(vhost_user::Frontend::memory_table(regions, fds), fds, "guest memory");
+    Message table = vhost_user::Frontend::memory_table(regions, fds);
+    connection_.send_with_ack(std::move(table), fds, "guest memory");
   }
 
   ring_ = std::make_shared<AccessRingProducer>();

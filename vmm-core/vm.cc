@@ -108,7 +108,7 @@ std::vector<AcpiIsaDevice> Vm::connect_devices(const ipc::CoreConfig& config, st
   for (const ipc::DeviceSlot& slot : config.devices()) {
     UniqueFd socket = take_required_fd(fds, slot.socket_fd(), "a device socket");
     if (slot.has_virtio()) {
-      auto device = std::make_unique<VhostUserDevice>(slot.name(), static_cast<uint16_t>(slot.virtio().device_type()),
+      auto device = std::make_unique<VhostUserPciBackend>(slot.name(), static_cast<uint16_t>(slot.virtio().device_type()),
                                                       std::move(socket), memory_, lost(slot.name()));
       pci_->add(std::make_shared<VirtioPciDevice>(*device, vm_fd_.get(), router_, monitor_));
       virtio_devices_.push_back(std::move(device));

@@ -16,7 +16,7 @@
 #include "vmm-core/legacy_device_proxy.h"
 #include "vmm-core/pci/pci_bus.h"
 #include "vmm-core/vcpu.h"
-#include "vmm-core/virtio/vhost_user_device.h"
+#include "vmm-core/virtio/vhost_user_pci_backend.h"
 #include "vmm-core/vm_control.h"
 
 namespace bulkhead::core {
@@ -45,7 +45,7 @@ class Vm {
   GuestMemory memory_;
   IrqRouter router_;
   EventfdMonitor monitor_;
-  std::vector<std::unique_ptr<VhostUserDevice>> virtio_devices_;
+  std::vector<std::unique_ptr<VhostUserPciBackend>> virtio_devices_;
   Bus pio_{"port I/O bus"};
   Bus mmio_{"MMIO bus"};
   std::shared_ptr<PciBus> pci_;

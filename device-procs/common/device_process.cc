@@ -14,7 +14,7 @@ namespace {
 
 class VhostUserWork : public PolledWork {
  public:
-  VhostUserWork(vhost_user::Backend& backend, vhost_user::VirtioDevice& device) : backend_(backend), device_(device) {}
+  VhostUserWork(vhost_user::Backend& backend, vhost_user::BackendDevice& device) : backend_(backend), device_(device) {}
   bool poll() override {
     bool worked = backend_.poll();
     return device_.poll_completions() || worked;
@@ -24,7 +24,7 @@ class VhostUserWork : public PolledWork {
 
  private:
   vhost_user::Backend& backend_;
-  vhost_user::VirtioDevice& device_;
+  vhost_user::BackendDevice& device_;
 };
 
 }  // namespace
@@ -56,7 +56,7 @@ UniqueFd take_core_socket(const ipc::DeviceConfig& config, std::vector<UniqueFd>
   return socket;
 }
 
-void serve_vhost_user(vhost_user::Backend& backend, vhost_user::VirtioDevice& device, EventLoop& loop,
+void serve_vhost_user(vhost_user::Backend& backend, vhost_user::BackendDevice& device, EventLoop& loop,
                       std::chrono::microseconds window) {
   VhostUserWork work(backend, device);
   serve_adaptively(loop, work, window, [&] { return backend.connected(); });

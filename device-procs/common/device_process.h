@@ -28,7 +28,7 @@ UniqueFd take_core_socket(const ipc::DeviceConfig& config, std::vector<UniqueFd>
 
 // Serves a vhost-user back-end with adaptive polling of its rings and its device's
 // completions, until the front-end hangs up.
-void serve_vhost_user(vhost_user::Backend& backend, vhost_user::VirtioDevice& device, EventLoop& loop,
+void serve_vhost_user(vhost_user::Backend& backend, vhost_user::BackendDevice& device, EventLoop& loop,
                       std::chrono::microseconds window);
 
 }  // namespace bulkhead::device

@@ -16,7 +16,7 @@ int main() {
       "bh-virtio-scsi", "virtio-scsi", ipc::DeviceConfig::kVirtioScsi,
       [](const ipc::DeviceConfig& config, std::vector<UniqueFd>& fds, EventLoop& loop) {
         const ipc::VirtioScsiConfig& scsi = config.virtio_scsi();
-        std::vector<device::VirtioScsi::Disk> disks;
+        std::vector<device::VirtioScsiDevice::Disk> disks;
         for (const ipc::VirtioScsiDisk& d : scsi.disks()) {
           UniqueFd image = ipc::take_fd(fds, d.fd(), "disk image");
           struct stat st;
@@ -24,7 +24,7 @@ int main() {
           if (!image || ::fstat(image.get(), &st) != 0) throw InputError("disk image descriptor missing");
           disks.push_back({std::move(image), static_cast<uint64_t>(st.st_size), {d.read_only(), d.serial()}});
         }
-        device::VirtioScsi device(loop, std::move(disks), scsi.request_queues() ? scsi.request_queues() : 1);
+        device::VirtioScsiDevice device(loop, std::move(disks), scsi.request_queues() ? scsi.request_queues() : 1);
         vhost_user::Backend backend(device, loop, device::take_core_socket(config, fds));
         device::serve_vhost_user(backend, device, loop, std::chrono::microseconds(std::min(scsi.poll_us(), 1000u)));
       });

@@ -29,7 +29,7 @@ void put_le16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 
 }  // namespace
 
-VirtioScsi::VirtioScsi(EventLoop& loop, std::vector<Disk> disks, uint32_t request_queues)
+VirtioScsiDevice::VirtioScsiDevice(EventLoop& loop, std::vector<Disk> disks, uint32_t request_queues)
     : loop_(loop), request_queues_(request_queues), in_flight_(kFirstRequestQueue + request_queues, 0) {
   if (disks.empty()) throw InputError("virtio-scsi needs at least one disk");
   if (request_queues == 0 || request_queues > 64) throw InputError("virtio-scsi takes 1 to 64 request queues");
@@ -42,11 +42,11 @@ VirtioScsi::VirtioScsi(EventLoop& loop, std::vector<Disk> disks, uint32_t reques
   }
 }
 
-uint64_t VirtioScsi::features() const {
+uint64_t VirtioScsiDevice::features() const {
   return vhost_user::feature::kVersion1 | vhost_user::feature::kIndirectDesc | vhost_user::feature::kEventIdx;
 }
 
-std::vector<uint8_t> VirtioScsi::config() const {
+std::vector<uint8_t> VirtioScsiDevice::config() const {
   std::vector<uint8_t> c(kConfigSize, 0);
   put_le32(&c[0], request_queues_);
   put_le32(&c[4], kQueueSize - 2);  // seg_max: data segments besides the two headers
@@ -61,7 +61,7 @@ std::vector<uint8_t> VirtioScsi::config() const {
   return c;
 }
 
-bool VirtioScsi::write_config(uint32_t offset, std::span<const uint8_t> bytes) {
+bool VirtioScsiDevice::write_config(uint32_t offset, std::span<const uint8_t> bytes) {
   // The driver may set only sense_size and cdb_size.
   if ((offset != kConfigSenseSize && offset != kConfigCdbSize) || bytes.size() != 4) return false;
   uint32_t v;
@@ -76,7 +76,7 @@ bool VirtioScsi::write_config(uint32_t offset, std::span<const uint8_t> bytes) {
   return true;
 }
 
-int VirtioScsi::decode_lun(const uint8_t lun[8], bool* bad_target) const {
+int VirtioScsiDevice::decode_lun(const uint8_t lun[8], bool* bad_target) const {
   *bad_target = lun[0] != 1 || lun[1] != 0;
   if (*bad_target) return -1;
   if (lun[2] != 0 && (lun[2] & 0xc0) != 0x40) return -1;  // only flat and peripheral addressing
@@ -84,7 +84,7 @@ int VirtioScsi::decode_lun(const uint8_t lun[8], bool* bad_target) const {
   return index < static_cast<int>(luns_.size()) ? index : -1;
 }
 
-void VirtioScsi::handle_request(Queue& queue, Chain chain) {
+void VirtioScsiDevice::handle_request(Queue& queue, Chain chain) {
   GuestBuffers out(std::move(chain.readable)), in(std::move(chain.writable));
   size_t req_len = 19 + cdb_size_, resp_len = 12 + sense_size_;
   if (out.size() < req_len || in.size() < resp_len) throw QueueBroken("virtio-scsi request shorter than its headers");
@@ -137,7 +137,7 @@ void VirtioScsi::handle_request(Queue& queue, Chain chain) {
   luns_[lun].disk->execute(cdb, data_out, data_in, [finish](const scsi::Result& r) mutable { finish(r, kOk); });
 }
 
-void VirtioScsi::handle_control(Queue& queue, Chain chain) {
+void VirtioScsiDevice::handle_control(Queue& queue, Chain chain) {
   GuestBuffers out(std::move(chain.readable)), in(std::move(chain.writable));
   uint32_t type = 0;
   if (out.read(0, &type, 4) != 4 || in.size() == 0) throw QueueBroken("virtio-scsi control request too short");
@@ -175,7 +175,7 @@ void VirtioScsi::handle_control(Queue& queue, Chain chain) {
   queue.flush_notifications();
 }
 
-void VirtioScsi::process(Queue& queue) {
+void VirtioScsiDevice::process(Queue& queue) {
   if (queue.index() == kEventQueue) return;  // no events to report: buffers wait in the ring
   while (auto chain = queue.ring().pop(queue.memory())) {
     if (queue.index() == kControlQueue) handle_control(queue, std::move(*chain));
@@ -185,7 +185,7 @@ void VirtioScsi::process(Queue& queue) {
   poll_completions();
 }
 
-void VirtioScsi::resubmit(Queue& queue, std::vector<Chain> chains) {
+void VirtioScsiDevice::resubmit(Queue& queue, std::vector<Chain> chains) {
   for (Chain& chain : chains) {
     if (queue.index() == kControlQueue) handle_control(queue, std::move(chain));
     else if (queue.index() != kEventQueue) handle_request(queue, std::move(chain));
@@ -193,13 +193,13 @@ void VirtioScsi::resubmit(Queue& queue, std::vector<Chain> chains) {
   for (Lun& lun : luns_) lun.backend->submit();
 }
 
-void VirtioScsi::on_completions() {
+void VirtioScsiDevice::on_completions() {
   for (Lun& lun : luns_) lun.backend->complete();
   for (Queue* q : to_notify_) q->flush_notifications();
   to_notify_.clear();
 }
 
-bool VirtioScsi::poll_completions() {
+bool VirtioScsiDevice::poll_completions() {
   size_t done = 0;
   for (Lun& lun : luns_) done += lun.backend->reap();
   for (Queue* q : to_notify_) q->flush_notifications();
@@ -207,21 +207,21 @@ bool VirtioScsi::poll_completions() {
   return done > 0;
 }
 
-bool VirtioScsi::busy() const {
+bool VirtioScsiDevice::busy() const {
   for (uint32_t n : in_flight_)
     if (n) return true;
   return false;
 }
 
-void VirtioScsi::drain_all() {
+void VirtioScsiDevice::drain_all() {
   for (Lun& lun : luns_) lun.backend->wait_all();
   for (Queue* q : to_notify_) q->flush_notifications();
   to_notify_.clear();
 }
 
-void VirtioScsi::drain(Queue&) { drain_all(); }
+void VirtioScsiDevice::drain(Queue&) { drain_all(); }
 
-void VirtioScsi::reset() {
+void VirtioScsiDevice::reset() {
   drain_all();
   sense_size_ = 96;
   cdb_size_ = 32;

@@ -11,7 +11,7 @@
 
 namespace bulkhead::device {
 
-class VirtioScsi : public vhost_user::VirtioDevice {
+class VirtioScsiDevice : public vhost_user::BackendDevice {
  public:
   static constexpr uint32_t kControlQueue = 0, kEventQueue = 1, kFirstRequestQueue = 2;
   static constexpr uint16_t kQueueSize = 256;
@@ -22,7 +22,7 @@ class VirtioScsi : public vhost_user::VirtioDevice {
     ScsiDisk::Options options;
   };
 
-  VirtioScsi(EventLoop& loop, std::vector<Disk> disks, uint32_t request_queues);
+  VirtioScsiDevice(EventLoop& loop, std::vector<Disk> disks, uint32_t request_queues);
 
   uint64_t features() const override;
   uint32_t queue_count() const override { return kFirstRequestQueue + request_queues_; }

@@ -5,12 +5,12 @@
 
 namespace guest {
 
-bool VirtioBlk::init(int n) {
+bool VirtioBlkDriver::init(int n) {
   if (!pci_.probe(kType, n)) return false;
   uint64_t features =
-      pci_.negotiate(VirtioPci::kFeatureVersion1 | VirtioPci::kFeatureIndirect | VirtioPci::kFeatureEventIdx);
+      pci_.negotiate(VirtioPciDriver::kFeatureVersion1 | VirtioPciDriver::kFeatureIndirect | VirtioPciDriver::kFeatureEventIdx);
   if (!features) return false;
-  indirect_ = features & VirtioPci::kFeatureIndirect;
+  indirect_ = features & VirtioPciDriver::kFeatureIndirect;
   if (!pci_.setup_queue(0, vq_, 128)) return false;
   headers_ = static_cast<Header*>(dma_alloc(sizeof(Header) * vq_.size(), 16));
   statuses_ = static_cast<uint8_t*>(dma_alloc(vq_.size(), 1));
@@ -18,13 +18,13 @@ bool VirtioBlk::init(int n) {
   return true;
 }
 
-uint64_t VirtioBlk::capacity_sectors() {
+uint64_t VirtioBlkDriver::capacity_sectors() {
   volatile uint8_t* c = pci_.device_config();
   uint32_t lo = *reinterpret_cast<volatile uint32_t*>(c), hi = *reinterpret_cast<volatile uint32_t*>(c + 4);
   return static_cast<uint64_t>(hi) << 32 | lo;
 }
 
-bool VirtioBlk::submit(uint32_t type, uint64_t sector, void* buffer, uint32_t length, uint16_t slot) {
+bool VirtioBlkDriver::submit(uint32_t type, uint64_t sector, void* buffer, uint32_t length, uint16_t slot) {
   headers_[slot] = {type, 0, sector};
   statuses_[slot] = 0xff;
   Segment segs[3];
@@ -37,7 +37,7 @@ bool VirtioBlk::submit(uint32_t type, uint64_t sector, void* buffer, uint32_t le
   return true;
 }
 
-bool VirtioBlk::reap(uint16_t* slot, uint8_t* status) {
+bool VirtioBlkDriver::reap(uint16_t* slot, uint8_t* status) {
   uint64_t token;
   uint32_t written;
   if (!vq_.pop(&token, &written)) return false;
@@ -46,7 +46,7 @@ bool VirtioBlk::reap(uint16_t* slot, uint8_t* status) {
   return true;
 }
 
-uint8_t VirtioBlk::request(uint32_t type, uint64_t sector, void* buffer, uint32_t length) {
+uint8_t VirtioBlkDriver::request(uint32_t type, uint64_t sector, void* buffer, uint32_t length) {
   if (!submit(type, sector, buffer, length, 0)) return kIoError;
   uint16_t slot;
   uint8_t status;

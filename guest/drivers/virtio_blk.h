@@ -7,7 +7,7 @@
 
 namespace guest {
 
-class VirtioBlk {
+class VirtioBlkDriver {
  public:
   static constexpr uint16_t kType = 2;
   static constexpr uint32_t kIn = 0, kOut = 1, kFlush = 4;
@@ -28,7 +28,7 @@ class VirtioBlk {
     uint32_t reserved;
     uint64_t sector;
   };
-  VirtioPci pci_;
+  VirtioPciDriver pci_;
   Virtqueue vq_;
   Header* headers_ = nullptr;
   uint8_t* statuses_ = nullptr;

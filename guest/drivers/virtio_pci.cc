@@ -19,7 +19,7 @@ void wr(volatile uint8_t* base, uint32_t off, T v) {
 }
 }  // namespace
 
-volatile uint8_t* VirtioPci::map(uint8_t cap) {
+volatile uint8_t* VirtioPciDriver::map(uint8_t cap) {
   uint8_t bar = pci_read8(fn_, static_cast<uint8_t>(cap + 4));
   uint32_t offset = pci_read32(fn_, static_cast<uint8_t>(cap + 8));
   uint64_t base = pci_bar(fn_, bar);
@@ -37,7 +37,7 @@ uint16_t transitional_id(uint16_t type) {
   }
 }
 
-bool VirtioPci::probe(uint16_t type, int n) {
+bool VirtioPciDriver::probe(uint16_t type, int n) {
   if (!pci_find(kVendor, static_cast<uint16_t>(0x1040 + type), n, &fn_) &&
       !(transitional_id(type) && pci_find(kVendor, transitional_id(type), n, &fn_)))
     return false;
@@ -54,9 +54,9 @@ bool VirtioPci::probe(uint16_t type, int n) {
   return common_ && notify_base_;
 }
 
-uint8_t VirtioPci::status() { return rd<uint8_t>(common_, 0x14); }
+uint8_t VirtioPciDriver::status() { return rd<uint8_t>(common_, 0x14); }
 
-uint64_t VirtioPci::negotiate(uint64_t wanted) {
+uint64_t VirtioPciDriver::negotiate(uint64_t wanted) {
   wr<uint8_t>(common_, 0x14, 0);
   while (status() != 0) pause();
   wr<uint8_t>(common_, 0x14, kAcknowledge);
@@ -77,9 +77,9 @@ uint64_t VirtioPci::negotiate(uint64_t wanted) {
   return accepted;
 }
 
-uint16_t VirtioPci::queue_count() { return rd<uint16_t>(common_, 0x12); }
+uint16_t VirtioPciDriver::queue_count() { return rd<uint16_t>(common_, 0x12); }
 
-bool VirtioPci::setup_queue(uint16_t index, Virtqueue& vq, uint16_t size, uint16_t msix_vector) {
+bool VirtioPciDriver::setup_queue(uint16_t index, Virtqueue& vq, uint16_t size, uint16_t msix_vector) {
   wr<uint16_t>(common_, 0x16, index);
   uint16_t max = rd<uint16_t>(common_, 0x18);
   if (max == 0 || rd<uint16_t>(common_, 0x1c) != 0) return false;
@@ -101,13 +101,13 @@ bool VirtioPci::setup_queue(uint16_t index, Virtqueue& vq, uint16_t size, uint16
   return true;
 }
 
-void VirtioPci::driver_ok() { wr<uint8_t>(common_, 0x14, static_cast<uint8_t>(status() | kDriverOk)); }
+void VirtioPciDriver::driver_ok() { wr<uint8_t>(common_, 0x14, static_cast<uint8_t>(status() | kDriverOk)); }
 
-void VirtioPci::notify(uint16_t index) {
+void VirtioPciDriver::notify(uint16_t index) {
   if (index < kMaxQueues && notify_[index]) *notify_[index] = index;
 }
 
-bool VirtioPci::enable_msix(uint16_t vector, uint8_t cpu_vector) {
+bool VirtioPciDriver::enable_msix(uint16_t vector, uint8_t cpu_vector) {
   uint8_t cap = pci_capability(fn_, kCapMsix);
   if (!cap) return false;
   uint32_t table = pci_read32(fn_, static_cast<uint8_t>(cap + 4));
@@ -124,10 +124,10 @@ bool VirtioPci::enable_msix(uint16_t vector, uint8_t cpu_vector) {
   return true;
 }
 
-void VirtioPci::msix_mask(uint16_t vector, bool masked) { msix_table_[4 * vector + 3] = masked ? 1 : 0; }
+void VirtioPciDriver::msix_mask(uint16_t vector, bool masked) { msix_table_[4 * vector + 3] = masked ? 1 : 0; }
 
-void VirtioPci::msix_retarget(uint16_t vector, uint8_t cpu_vector) { msix_table_[4 * vector + 2] = cpu_vector; }
+void VirtioPciDriver::msix_retarget(uint16_t vector, uint8_t cpu_vector) { msix_table_[4 * vector + 2] = cpu_vector; }
 
-bool VirtioPci::msix_pending(uint16_t vector) { return (msix_pba_[vector / 32] >> (vector % 32)) & 1; }
+bool VirtioPciDriver::msix_pending(uint16_t vector) { return (msix_pba_[vector / 32] >> (vector % 32)) & 1; }
 
 }  // namespace guest

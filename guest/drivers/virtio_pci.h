@@ -8,7 +8,7 @@
 
 namespace guest {
 
-class VirtioPci {
+class VirtioPciDriver {
  public:
   static constexpr uint16_t kVendor = 0x1af4;
   static constexpr uint64_t kFeatureIndirect = 1ull << 28, kFeatureEventIdx = 1ull << 29, kFeatureVersion1 = 1ull << 32;

@@ -7,12 +7,12 @@
 
 namespace guest {
 
-bool VirtioScsi::init(int n, uint8_t msix_cpu_vector) {
+bool VirtioScsiDriver::init(int n, uint8_t msix_cpu_vector) {
   if (!pci_.probe(kType, n)) return false;
   uint64_t features =
-      pci_.negotiate(VirtioPci::kFeatureVersion1 | VirtioPci::kFeatureIndirect | VirtioPci::kFeatureEventIdx);
+      pci_.negotiate(VirtioPciDriver::kFeatureVersion1 | VirtioPciDriver::kFeatureIndirect | VirtioPciDriver::kFeatureEventIdx);
   if (!features || pci_.queue_count() < 3) return false;
-  indirect_ = features & VirtioPci::kFeatureIndirect;
+  indirect_ = features & VirtioPciDriver::kFeatureIndirect;
   uint16_t vector = msix_cpu_vector ? 0 : 0xffff;
   if (!pci_.setup_queue(0, control_, 16) || !pci_.setup_queue(1, event_, 16)) return false;
   request_queues_ = pci_.queue_count() - kRequestQueue;
@@ -26,12 +26,12 @@ bool VirtioScsi::init(int n, uint8_t msix_cpu_vector) {
   return true;
 }
 
-bool VirtioScsi::submit(const uint8_t* cdb, int cdb_len, const Segment* data, int segments, uint8_t lun, uint16_t slot,
+bool VirtioScsiDriver::submit(const uint8_t* cdb, int cdb_len, const Segment* data, int segments, uint8_t lun, uint16_t slot,
                         bool indirect) {
   return submit_on(0, cdb, cdb_len, data, segments, lun, slot, indirect);
 }
 
-bool VirtioScsi::submit_on(int queue, const uint8_t* cdb, int cdb_len, const Segment* data, int segments, uint8_t lun,
+bool VirtioScsiDriver::submit_on(int queue, const uint8_t* cdb, int cdb_len, const Segment* data, int segments, uint8_t lun,
                            uint16_t slot, bool indirect) {
   Request& r = requests_[slot];
   memset(&r, 0, sizeof r);
@@ -55,9 +55,9 @@ bool VirtioScsi::submit_on(int queue, const uint8_t* cdb, int cdb_len, const Seg
   return true;
 }
 
-bool VirtioScsi::reap(uint16_t* slot, Result* result) { return reap_on(0, slot, result); }
+bool VirtioScsiDriver::reap(uint16_t* slot, Result* result) { return reap_on(0, slot, result); }
 
-bool VirtioScsi::reap_on(int queue, uint16_t* slot, Result* result) {
+bool VirtioScsiDriver::reap_on(int queue, uint16_t* slot, Result* result) {
   uint64_t token;
   uint32_t written;
   if (!vq_[queue].pop(&token, &written)) return false;
@@ -68,7 +68,7 @@ bool VirtioScsi::reap_on(int queue, uint16_t* slot, Result* result) {
   return true;
 }
 
-VirtioScsi::Result VirtioScsi::command_on(int queue, const uint8_t* cdb, int cdb_len, const Segment* data, int segments) {
+VirtioScsiDriver::Result VirtioScsiDriver::command_on(int queue, const uint8_t* cdb, int cdb_len, const Segment* data, int segments) {
   Result result{0xff, 0xff, 0, 0, 0, 0};
   // A UNIT ATTENTION (reset, power on) is reported once; an initiator repeats the command.
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -80,7 +80,7 @@ VirtioScsi::Result VirtioScsi::command_on(int queue, const uint8_t* cdb, int cdb
   return result;
 }
 
-uint8_t VirtioScsi::task_management(uint32_t subtype, uint8_t lun) {
+uint8_t VirtioScsiDriver::task_management(uint32_t subtype, uint8_t lun) {
   struct Tmf {
     uint32_t type, subtype;
     uint8_t lun[8];
@@ -99,7 +99,7 @@ uint8_t VirtioScsi::task_management(uint32_t subtype, uint8_t lun) {
   return *resp;
 }
 
-VirtioScsi::Result VirtioScsi::command(const uint8_t* cdb, int cdb_len, const Segment* data, int segments, uint8_t lun,
+VirtioScsiDriver::Result VirtioScsiDriver::command(const uint8_t* cdb, int cdb_len, const Segment* data, int segments, uint8_t lun,
                                        bool indirect) {
   Result result{0xff, 0xff, 0, 0, 0, 0};
   for (int attempt = 0; attempt < 3; ++attempt) {

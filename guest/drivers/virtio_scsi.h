@@ -8,7 +8,7 @@
 
 namespace guest {
 
-class VirtioScsi {
+class VirtioScsiDriver {
  public:
   static constexpr uint16_t kType = 8;
   static constexpr uint16_t kRequestQueue = 2;
@@ -37,7 +37,7 @@ class VirtioScsi {
               bool indirect = true);
   bool reap(uint16_t* slot, Result* result);
   bool completion_pending() const { return vq_[0].used_pending(); }
-  VirtioPci& pci() { return pci_; }
+  VirtioPciDriver& pci() { return pci_; }
   Result command(const uint8_t* cdb, int cdb_len, const Segment* data = nullptr, int segments = 0, uint8_t lun = 0,
                  bool indirect = true);
 
@@ -57,7 +57,7 @@ class VirtioScsi {
   bool submit_on(int queue, const uint8_t* cdb, int cdb_len, const Segment* data, int segments, uint8_t lun, uint16_t slot,
                  bool indirect);
   bool reap_on(int queue, uint16_t* slot, Result* result);
-  VirtioPci pci_;
+  VirtioPciDriver pci_;
   Virtqueue control_, event_;
   Virtqueue vq_[kMaxRequestQueues];
   int request_queues_ = 0;

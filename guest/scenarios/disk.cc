@@ -87,7 +87,7 @@ uint64_t xorshift(uint64_t* s) {
 }  // namespace
 
 bool scenario_scsi_disk(const char*, Context&) {
-  VirtioScsi scsi;
+  VirtioScsiDriver scsi;
   if (!scsi.init()) {
     print("BH-RESULT scsi-disk error=no-device\n");
     return false;
@@ -101,7 +101,7 @@ bool scenario_scsi_disk(const char*, Context&) {
   auto* data = static_cast<uint8_t*>(dma_alloc(4096, 512));
   uint8_t inquiry[6] = {0x12, 0, 0, 0, 96, 0};
   Segment in_seg{data, 96, true};
-  VirtioScsi::Result r = scsi.command(inquiry, 6, &in_seg, 1);
+  VirtioScsiDriver::Result r = scsi.command(inquiry, 6, &in_seg, 1);
   char vendor[9] = {}, product[17] = {};
   memcpy(vendor, data + 8, 8);
   memcpy(product, data + 16, 16);
@@ -154,12 +154,12 @@ bool scenario_scsi_disk(const char*, Context&) {
   uint8_t cdb[16];
   Segment one{data, kBlock, true};
   int len = rw_cdb(cdb, false, blocks, 1, false);
-  VirtioScsi::Result oob = scsi.command(cdb, len, &one, 1);
+  VirtioScsiDriver::Result oob = scsi.command(cdb, len, &one, 1);
   len = rw_cdb(cdb, true, blocks - 1, 2, true);
   Segment two{site_buf, 2 * kBlock, false};
-  VirtioScsi::Result oob_write = scsi.command(cdb, len, &two, 1);
+  VirtioScsiDriver::Result oob_write = scsi.command(cdb, len, &two, 1);
   uint8_t bad[6] = {0xc7};
-  VirtioScsi::Result badop = scsi.command(bad, 6);
+  VirtioScsiDriver::Result badop = scsi.command(bad, 6);
   expect(oob.status == 2 && oob.sense_key == 5 && oob.asc == 0x21, "read-beyond-end-sense");
   expect(oob_write.status == 2 && oob_write.asc == 0x21, "write-across-end-sense");
   expect(badop.status == 2 && badop.sense_key == 5 && badop.asc == 0x20, "invalid-opcode-sense");
@@ -178,14 +178,14 @@ bool scenario_scsi_disk(const char*, Context&) {
   expect(data[0] == 0x7f, "absent-lun-inquiry");
 
   // Task management on the control queue, and a command on every request queue.
-  expect(scsi.task_management(VirtioScsi::kTmfLunReset, 0) == 0, "lun-reset");
-  expect(scsi.task_management(VirtioScsi::kTmfAbortTask, 0) == 0, "abort-task");
+  expect(scsi.task_management(VirtioScsiDriver::kTmfLunReset, 0) == 0, "lun-reset");
+  expect(scsi.task_management(VirtioScsiDriver::kTmfAbortTask, 0) == 0, "abort-task");
   int queues_ok = 0;
   for (int q = 0; q < scsi.request_queues(); ++q) {
     uint64_t lba = site_lba(q, blocks);
     Segment seg{site_buf, kBytes, true};
     len = rw_cdb(cdb, false, lba, kSiteBlocks, false);
-    VirtioScsi::Result qr = scsi.command_on(q, cdb, len, &seg, 1);
+    VirtioScsiDriver::Result qr = scsi.command_on(q, cdb, len, &seg, 1);
     if (qr.response == 0 && qr.status == 0 && check(site_buf, lba, kSiteBlocks)) ++queues_ok;
   }
   expect(queues_ok == scsi.request_queues(), "every-request-queue");
@@ -219,7 +219,7 @@ bool wait_until(F condition, uint64_t us, const Context& context) {
 // before any command (a back-end may signal when its call eventfd is set) are not counted.
 bool scenario_scsi_irq(const char* arg, Context& context) {
   set_vector_handler(kMsixCpuVector, on_msix);
-  VirtioScsi scsi;
+  VirtioScsiDriver scsi;
   if (!scsi.init(0, kMsixCpuVector)) {
     print("BH-RESULT scsi-irq error=no-device\n");
     return false;
@@ -239,7 +239,7 @@ bool scenario_scsi_irq(const char* arg, Context& context) {
       if (now != seen) {
         seen = now;
         uint16_t slot;
-        VirtioScsi::Result r;
+        VirtioScsiDriver::Result r;
         done = scsi.reap(&slot, &r);
       }
       pause();
@@ -257,7 +257,7 @@ bool scenario_scsi_irq(const char* arg, Context& context) {
 bool scenario_msix_mask(const char* arg, Context& context) {
   set_vector_handler(kMsixCpuVector, on_msix);
   set_vector_handler(kMsixOtherCpuVector, on_msix);
-  VirtioScsi scsi;
+  VirtioScsiDriver scsi;
   if (!scsi.init(0, kMsixCpuVector)) {
     print("BH-RESULT msix-mask error=no-device\n");
     return false;
@@ -267,7 +267,7 @@ bool scenario_msix_mask(const char* arg, Context& context) {
   int pending_while_masked = 0, silent_while_masked = 0, delivered_on_unmask = 0, raced = 0;
   uint8_t tur[6] = {0};
   uint16_t slot;
-  VirtioScsi::Result r;
+  VirtioScsiDriver::Result r;
   for (int i = 0; i < rounds; ++i) {
     scsi.pci().msix_mask(0, true);
     uint64_t before = interrupts();
@@ -301,7 +301,7 @@ bool scenario_msix_mask(const char* arg, Context& context) {
 }
 
 bool scenario_blk_disk(const char*, Context&) {
-  VirtioBlk blk;
+  VirtioBlkDriver blk;
   if (!blk.init()) {
     print("BH-RESULT blk-disk error=no-device\n");
     return false;
@@ -313,16 +313,16 @@ bool scenario_blk_disk(const char*, Context&) {
   for (int site = 0; site < kPatternSites; ++site) {
     uint64_t lba = site_lba(site, blocks);
     fill(buf, lba, kSiteBlocks);
-    if (blk.request(VirtioBlk::kOut, lba, buf, kBytes) == VirtioBlk::kOk) ++written;
+    if (blk.request(VirtioBlkDriver::kOut, lba, buf, kBytes) == VirtioBlkDriver::kOk) ++written;
   }
-  bool flushed = blk.request(VirtioBlk::kFlush, 0, nullptr, 0) == VirtioBlk::kOk;
+  bool flushed = blk.request(VirtioBlkDriver::kFlush, 0, nullptr, 0) == VirtioBlkDriver::kOk;
   for (int site = 0; site < kPatternSites; ++site) {
     uint64_t lba = site_lba(site, blocks);
     memset(buf, 0, kBytes);
-    if (blk.request(VirtioBlk::kIn, lba, buf, kBytes) == VirtioBlk::kOk && check(buf, lba, kSiteBlocks)) ++verified;
+    if (blk.request(VirtioBlkDriver::kIn, lba, buf, kBytes) == VirtioBlkDriver::kOk && check(buf, lba, kSiteBlocks)) ++verified;
   }
-  uint8_t beyond = blk.request(VirtioBlk::kIn, blocks, buf, kBlock);
-  bool ok = written == kPatternSites && verified == kPatternSites && flushed && beyond == VirtioBlk::kIoError;
+  uint8_t beyond = blk.request(VirtioBlkDriver::kIn, blocks, buf, kBlock);
+  bool ok = written == kPatternSites && verified == kPatternSites && flushed && beyond == VirtioBlkDriver::kIoError;
   print("BH-RESULT blk-disk blocks=%lu written=%d verified=%d flush=%s beyond_end=%u %s\n", blocks, written, verified,
         flushed ? "ok" : "failed", beyond, ok ? "ok" : "FAILED");
   return ok;
@@ -344,7 +344,7 @@ struct BenchDisk {
 };
 
 struct ScsiBench : BenchDisk {
-  VirtioScsi scsi;
+  VirtioScsiDriver scsi;
   uint64_t capacity = 0;
   uint16_t depth() override { return scsi.depth() / 2; }
   uint64_t blocks() override { return capacity; }
@@ -355,17 +355,17 @@ struct ScsiBench : BenchDisk {
     return scsi.submit(cdb, len, &seg, 1, 0, slot, false);
   }
   bool reap(uint16_t* slot) override {
-    VirtioScsi::Result r;
+    VirtioScsiDriver::Result r;
     return scsi.reap(slot, &r);
   }
 };
 
 struct BlkBench : BenchDisk {
-  VirtioBlk blk;
+  VirtioBlkDriver blk;
   uint16_t depth() override { return blk.depth() / 3; }
   uint64_t blocks() override { return blk.capacity_sectors(); }
   bool submit(bool write, uint64_t lba, uint8_t* buf, uint32_t bytes, uint16_t slot) override {
-    return blk.submit(write ? VirtioBlk::kOut : VirtioBlk::kIn, lba, buf, bytes, slot);
+    return blk.submit(write ? VirtioBlkDriver::kOut : VirtioBlkDriver::kIn, lba, buf, bytes, slot);
   }
   bool reap(uint16_t* slot) override {
     uint8_t status;

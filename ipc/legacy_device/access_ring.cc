@@ -20,7 +20,7 @@ namespace {
 // that is polling answers within a few microseconds; one that sleeps needs a wake-up.
 constexpr auto kProducerSpin = std::chrono::microseconds(100);
 // A device that does not answer within this time (and has not hung up) is declared lost.
-constexpr int kDeviceTimeoutMs = 30000;
+constexpr int kDeviceTimeoutMs = 10000;  // as for vhost-user replies (VhostUserPciBackend::kReplyTimeout)
 
 void signal_eventfd(int fd) {
   uint64_t one = 1;

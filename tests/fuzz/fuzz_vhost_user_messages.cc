@@ -17,7 +17,7 @@ using namespace bulkhead::vhost_user;
 
 namespace {
 
-class PoppingDevice : public VirtioDevice {
+class PoppingDevice : public BackendDevice {
  public:
   uint64_t features() const override { return feature::kVersion1 | feature::kIndirectDesc | feature::kEventIdx; }
   uint32_t queue_count() const override { return 2; }

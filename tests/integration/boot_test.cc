@@ -1,7 +1,11 @@
 // Booting the test guest on Bulkhead: the demo, SMP, memory layout, exit status, process layout.
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstring>
 #include <fstream>
 #include <numeric>
 #include <regex>
@@ -9,6 +13,7 @@
 #include <sstream>
 
 #include "tests/integration/vm_test.h"
+#include "tests/support/lab.h"
 
 namespace bulkhead::test {
 namespace {
@@ -118,6 +123,39 @@ TEST_F(BootTest, ADeviceCrashEndsTheVmWithAMessageNamingIt) {
   }
   EXPECT_EQ(vm.wait(30s), 1);
   EXPECT_NE(vm.err().find("bh-serial was killed by signal 9"), std::string::npos) << vm.err();
+}
+
+// A device that hangs (stopped, not dead) must not stall the VM forever: after its bound it
+// is treated like a device that died.
+TEST_F(BootTest, AHungDeviceIsLostAfterItsBound) {
+  Subprocess vm(run_args({"--cmdline", "echo"}), true);
+  ASSERT_TRUE(vm.wait_for("BH-READY echo", 60s)) << vm.err();
+  auto start = std::chrono::steady_clock::now();
+  for (pid_t pid : role_processes()) {
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name == "bh-serial") ::kill(pid, SIGSTOP);  // the guest keeps polling its UART
+  }
+  EXPECT_EQ(vm.wait(60s), 1);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(vm.err().find("device serial0 was lost: device did not answer within 10 s"), std::string::npos) << vm.err();
+  EXPECT_LT(seconds, 30) << "the bound is 10 s; the stopped process is killed after the grace";
+}
+
+// A third party's vhost-user back-end that accepts the connection and never answers.
+TEST_F(BootTest, AVhostUserBackEndThatNeverAnswersIsAnErrorNotAHang) {
+  TempDir dir;
+  std::string path = dir.file("mute.sock");
+  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener.get(), 1), 0);  // the kernel completes the connection; nobody reads
+  Subprocess vm(run_args({"--vhost-user", "type=blk,socket=" + path, "--cmdline", "hello"}), false);
+  EXPECT_EQ(vm.wait(60s), 1);
+  EXPECT_NE(vm.err().find("no answer to request 1 within 10 s"), std::string::npos) << vm.err();
 }
 
 }  // namespace

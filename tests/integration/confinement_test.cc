@@ -2,6 +2,7 @@
 // system calls attempted by confined roles (self-test hooks), two VMs side by side, the state
 // directory's life cycle and the launcher's own confinement.
 #include <dirent.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,13 +10,20 @@
 #include <map>
 #include <sstream>
 
+#include "device-procs/device_kind.h"
 #include "tests/integration/vm_test.h"
 #include "tests/support/lab.h"
 
 namespace bulkhead::test {
 namespace {
 
-constexpr const char* kRoles[] = {"bh-core", "bh-serial", "bh-virtio-scsi"};
+// Every role of a VM: the core and each device kind of the table that has a process.
+std::vector<std::string> all_roles() {
+  std::vector<std::string> roles = {"bh-core"};
+  for (const devices::DeviceKind* kind : devices::device_table())
+    if (!kind->executable.empty()) roles.push_back(kind->process_name);
+  return roles;
+}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
@@ -50,16 +58,24 @@ class ConfinementTest : public VmTest {
     if (IsSkipped()) return;
     if (::geteuid() != 0) GTEST_SKIP() << "confinement needs root (per-VM uid, namespaces); this test runs as uid " << ::geteuid();
   }
-  std::string image(const std::string& name) {
-    std::string path = dir_.file(name);
-    std::ofstream(path, std::ios::binary) << std::string(1 << 20, '\0');
-    return path;
-  }
-  // A VM with every role present; the echo scenario keeps it up until it is stopped.
+  // A VM with every role present (each kind's example arguments from the device table); the
+  // echo scenario keeps it up until it is stopped.
   std::vector<std::string> vm_args(const std::string& name, std::vector<std::string> extra = {},
                                    const std::string& scenario = "echo") {
-    std::vector<std::string> args = {"--cmdline", scenario, "--name", name, "--state-dir", dir_.file(name),
-                                     "--disk", image(name + ".img")};
+    std::vector<std::string> args = {"--cmdline", scenario, "--name", name, "--state-dir", dir_.file(name)};
+    std::string own = dir_.file(name + "-devices");
+    ::mkdir(own.c_str(), 0755);
+    for (const devices::DeviceKind* kind : devices::device_table()) {
+      if (kind->executable.empty() || kind->name == "serial") continue;  // the console stays on stdio
+      for (std::string arg : kind->example) {
+        size_t at = arg.find("{dir}");
+        if (at != std::string::npos) arg.replace(at, 5, own);
+        args.push_back(arg);
+      }
+    }
+    for (const std::string& arg : args)
+      if (arg.rfind(own + "/", 0) == 0 && arg.size() > 4 && arg.substr(arg.size() - 4) == ".img")
+        std::ofstream(arg, std::ios::binary) << std::string(1 << 20, '\0');
     args.insert(args.end(), extra.begin(), extra.end());
     return run_args(args);
   }
@@ -79,8 +95,8 @@ TEST_F(ConfinementTest, EveryProcessIsConfined) {
   ASSERT_FALSE(uid.empty()) << "the state directory records the VM's uid";
   uid.pop_back();
   std::map<std::string, pid_t> roles = roles_of(vm.pid());
-  ASSERT_EQ(roles.size(), std::size(kRoles)) << vm.err();
-  for (const char* role : kRoles) {
+  ASSERT_EQ(roles.size(), all_roles().size()) << vm.err();
+  for (const std::string& role : all_roles()) {
     SCOPED_TRACE(role);
     ASSERT_TRUE(roles.count(role));
     pid_t pid = roles[role];
@@ -123,14 +139,16 @@ TEST_F(ConfinementTest, EveryProcessIsConfined) {
 TEST_F(ConfinementTest, ForbiddenSystemCallsKillEveryRole) {
   const char* calls[] = {"open", "socket", "execve", "ptrace", "kill=1", "mount", "ioctl", "process_vm_readv",
                          "bpf", "userfaultfd", "exec-mmap"};
-  for (const char* role : {"serial", "virtio-scsi", "core"}) {
+  std::vector<std::pair<std::string, std::string>> roles = {{"core", "bh-core"}};  // policy, process
+  for (const devices::DeviceKind* kind : devices::device_table())
+    if (!kind->executable.empty()) roles.push_back({kind->policy, kind->process_name});
+  for (const auto& [role, process] : roles) {
     for (const char* call : calls) {
-      SCOPED_TRACE(std::string(role) + " " + call);
+      SCOPED_TRACE(role + " " + call);
       int status = 0;
-      std::string err = run_selftest(std::string(role) + ":post:" + call, &status);
+      std::string err = run_selftest(role + ":post:" + call, &status);
       EXPECT_EQ(status, 1) << err;
-      EXPECT_NE(err.find("bh-" + std::string(role) + " was killed by signal 31 (Bad system call)"), std::string::npos)
-          << err;
+      EXPECT_NE(err.find(process + " was killed by signal 31 (Bad system call)"), std::string::npos) << err;
       EXPECT_EQ(err.find("selftest post:"), std::string::npos) << "the call returned instead of killing: " << err;
     }
   }
@@ -159,12 +177,12 @@ TEST_F(ConfinementTest, LayersBelowSeccompDenyFilesProcessesAndPrivileges) {
 TEST_F(ConfinementTest, TwoVmsCannotReachEachOther) {
   Subprocess b(vm_args("vm-b", {"--serial", "unix=" + dir_.file("b.console")}), true);
   std::map<std::string, pid_t> b_roles;
-  for (int i = 0; i < 100 && b_roles.size() < std::size(kRoles); ++i) {
+  for (int i = 0; i < 100 && b_roles.size() < all_roles().size(); ++i) {
     ::usleep(50000);
     b_roles = roles_of(b.pid());
   }
-  ASSERT_EQ(b_roles.size(), std::size(kRoles)) << b.err();
-  std::string b_image = dir_.file("vm-b.img");
+  ASSERT_EQ(b_roles.size(), all_roles().size()) << b.err();
+  std::string b_image = dir_.file("vm-b-devices/disk.img");
   std::string b_scsi = std::to_string(b_roles["bh-virtio-scsi"]);
   std::string b_core = std::to_string(b_roles["bh-core"]);
   // Each self-test runs after every layer but seccomp, in VM A's roles.

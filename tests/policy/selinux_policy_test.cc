@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "device-procs/device_kind.h"
 #include "tests/support/lab.h"
 #include "tests/support/subprocess.h"
 
@@ -189,6 +190,25 @@ TEST_F(SelinuxPolicyTest, AccessDecisions) {
     bool ok = allowed(d.source, d.target, d.cls, d.perms, &why);
     EXPECT_EQ(ok, d.allow) << d.what << "\n  " << d.source << " -> " << d.target << " " << d.cls << " { " << d.perms
                            << " }" << (ok ? "" : "\n  denied: " + why);
+  }
+
+  // Every kind of the device table with a process: a domain the launcher enters from its
+  // executable, that reaches its own VM's sockets and guest RAM and nothing of another VM.
+  for (const devices::DeviceKind* kind : devices::device_table()) {
+    if (kind->selinux_type.empty()) continue;
+    SCOPED_TRACE(kind->name);
+    std::string self = "system_u:system_r:" + kind->selinux_type + ":" + kVm1;
+    std::string exec_type = kind->selinux_type.substr(0, kind->selinux_type.size() - 2) + "_exec_t";
+    std::string why;
+    EXPECT_TRUE(allowed(kLauncher, self, "process", "transition", &why)) << why;
+    EXPECT_TRUE(allowed(self, object(exec_type, "s0"), "file", "entrypoint", &why)) << why;
+    EXPECT_TRUE(allowed(self, socket1, "unix_stream_socket", "read write", &why)) << why;
+    EXPECT_TRUE(allowed(self, ram1, "file", "read write map", &why)) << why;
+    EXPECT_FALSE(allowed(self, socket2, "unix_stream_socket", "read write", &why));
+    EXPECT_FALSE(allowed(self, ram2, "file", "read", &why));
+    EXPECT_FALSE(allowed(self, image2, "file", "read", &why));
+    EXPECT_FALSE(allowed(self, kvm, "chr_file", "ioctl", &why));
+    EXPECT_FALSE(allowed(self, object("shadow_t", "s0"), "file", "read", &why));
   }
 
   // Cross-VM denials come from the MCS constraint alone: type enforcement allows the access.

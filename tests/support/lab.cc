@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 namespace bulkhead::test {
@@ -77,9 +78,12 @@ std::string run_nested_lab(const std::string& kernel_dir, const std::string& ini
 
 std::vector<std::string> bulkhead_payload() {
   std::vector<std::string> files;
-  for (const char* program : {"bulkhead", "bulkhead-core", "bulkhead-serial", "bulkhead-virtio-scsi",
-                              "bulkhead-test-guest.elf", "bh-lab-console"})
-    files.push_back(bin_dir() + "/" + program + ":/opt/bulkhead/" + program);
+  // The launcher, every role executable beside it (the device table's included), the test guest.
+  for (const auto& entry : std::filesystem::directory_iterator(bin_dir())) {
+    std::string name = entry.path().filename();
+    if (name == "bulkhead" || name.rfind("bulkhead-", 0) == 0 || name == "bh-lab-console")
+      files.push_back(entry.path().string() + ":/opt/bulkhead/" + name);
+  }
   return files;
 }
 

@@ -19,8 +19,9 @@ std::string make_initramfs(const std::string& kernel_dir, const std::string& sce
                            const std::vector<std::string>& modules, const std::vector<std::string>& files,
                            std::string* why, bool drain_console = false);
 
-// make_initramfs file specs that put Bulkhead's executables, the test guest and the lab's
-// console driver (bh-lab-console) into /opt/bulkhead (their shared libraries come along).
+// make_initramfs file specs that put Bulkhead's executables (every bulkhead-* beside the
+// launcher), the test guest and the lab's console driver (bh-lab-console) into /opt/bulkhead
+// (their shared libraries come along).
 std::vector<std::string> bulkhead_payload();
 
 // Boots the nested lab's L1: Debian's kernel with `initrd` under QEMU TCG with an emulated AMD

@@ -164,7 +164,7 @@ TEST(McsPairTest, TwoDistinctCategoriesInOrderAndNeverAReservedPair) {
 
 TEST(SvirtLabelsTest, ContextsCarryTheVmCategories) {
   launcher::SvirtLabels labels("s0:c3,c5");
-  EXPECT_EQ(labels.process_context("virtio_scsi"), "system_u:system_r:bulkhead_virtio_scsi_t:s0:c3,c5");
+  EXPECT_EQ(labels.process_context("bulkhead_virtio_scsi_t"), "system_u:system_r:bulkhead_virtio_scsi_t:s0:c3,c5");
   EXPECT_EQ(labels.file_context("bulkhead_image_t"), "system_u:object_r:bulkhead_image_t:s0:c3,c5");
   EXPECT_EQ(labels.file_context("bulkhead_image_ro_t"), "system_u:object_r:bulkhead_image_ro_t:s0")
       << "shared read-only images carry no category";

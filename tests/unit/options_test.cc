@@ -1,4 +1,5 @@
 #include "launcher/options.h"
+#include "device-procs/serial/kind.h"
 
 #include <gtest/gtest.h>
 
@@ -31,6 +32,9 @@ TEST(MemorySize, ErrorNamesTheInput) {
     EXPECT_NE(std::string(e.what()).find("'lots'"), std::string::npos);
   }
 }
+
+using devices::parse_serial;
+using devices::SerialSpec;
 
 TEST(SerialSpec, ParsesEveryBackend) {
   EXPECT_EQ(parse_serial("stdio").kind, SerialSpec::Kind::kStdio);

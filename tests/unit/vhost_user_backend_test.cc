@@ -17,7 +17,7 @@ using test::DriverQueue;
 using test::GuestRam;
 
 // Copies each request's readable bytes into its writable buffers, upper-cased.
-class EchoDevice : public VirtioDevice {
+class EchoDevice : public BackendDevice {
  public:
   uint64_t features() const override { return feature::kVersion1 | feature::kEventIdx | feature::kIndirectDesc; }
   uint32_t queue_count() const override { return 2; }

@@ -44,14 +44,14 @@ std::vector<uint8_t> virtio_cap(uint8_t type, uint8_t bar, uint32_t offset, uint
 
 }  // namespace
 
-VirtioPciDevice::VirtioPciDevice(VirtioLink& link, int vm_fd, IrqRouter& router, EventfdMonitor& monitor)
-    : PciDevice(kVendor, static_cast<uint16_t>(kModernDeviceBase + link.device_type()),
-                link.pci_class(), 1, kVendor, kSubsystem),
-      link_(link),
+VirtioPciDevice::VirtioPciDevice(VirtioPciBackend& backend, int vm_fd, IrqRouter& router, EventfdMonitor& monitor)
+    : PciDevice(kVendor, static_cast<uint16_t>(kModernDeviceBase + backend.device_type()),
+                backend.pci_class(), 1, kVendor, kSubsystem),
+      backend_(backend),
       vm_fd_(vm_fd),
       router_(router),
       monitor_(monitor),
-      msix_(static_cast<uint16_t>(link.queue_count() + 1), router, monitor,
+      msix_(static_cast<uint16_t>(backend.queue_count() + 1), router, monitor,
             [this](int fd) {
               std::lock_guard lock(mutex_);
               msix_.on_signal(fd);
@@ -65,18 +65,18 @@ VirtioPciDevice::VirtioPciDevice(VirtioLink& link, int vm_fd, IrqRouter& router,
   set_writable(static_cast<uint16_t>(msix_cap_ + 2), control_mask);
   add_capability(virtio_cap(kCfgCommon, kVirtioBar, kCommonOffset, kCommonSize));
   std::vector<uint8_t> notify =
-      virtio_cap(kCfgNotify, kVirtioBar, kNotifyOffset, kNotifyMultiplier * link.queue_count(), 20);
+      virtio_cap(kCfgNotify, kVirtioBar, kNotifyOffset, kNotifyMultiplier * backend.queue_count(), 20);
   std::memcpy(&notify[16], &kNotifyMultiplier, 4);
   add_capability(notify);
   add_capability(virtio_cap(kCfgIsr, kVirtioBar, kIsrOffset, 1));
-  if (link.config_size()) add_capability(virtio_cap(kCfgDevice, kVirtioBar, kDeviceOffset, link.config_size()));
+  if (backend.config_size()) add_capability(virtio_cap(kCfgDevice, kVirtioBar, kDeviceOffset, backend.config_size()));
   // VIRTIO_PCI_CAP_PCI_CFG: a window into the BARs through configuration space.
   pci_cfg_cap_ = add_capability(virtio_cap(kCfgPci, 0, 0, 0, 20));
   uint8_t window_mask[16] = {0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
   set_writable(static_cast<uint16_t>(pci_cfg_cap_ + 4), window_mask);
-  queues_.resize(link.queue_count());
+  queues_.resize(backend.queue_count());
   for (QueueState& q : queues_) {
-    q.size = link.max_queue_size();
+    q.size = backend.max_queue_size();
     q.kick = make_eventfd();
     q.call = make_eventfd();
     q.err = make_eventfd();
@@ -163,7 +163,7 @@ uint32_t VirtioPciDevice::common_read(uint64_t offset, size_t size) {
   uint8_t snap[0x40] = {};
   auto put16 = [&](size_t at, uint16_t v) { std::memcpy(&snap[at], &v, 2); };
   auto put32 = [&](size_t at, uint32_t v) { std::memcpy(&snap[at], &v, 4); };
-  uint64_t features = link_.device_features();
+  uint64_t features = backend_.device_features();
   put32(0x00, device_feature_select_);
   put32(0x04, device_feature_select_ < 2 ? static_cast<uint32_t>(features >> (32 * device_feature_select_)) : 0);
   put32(0x08, driver_feature_select_);
@@ -208,7 +208,7 @@ void VirtioPciDevice::common_write(uint64_t offset, uint32_t value, size_t size)
     case 0x14: set_status(static_cast<uint8_t>(value)); break;
     case 0x16: queue_select_ = static_cast<uint16_t>(value); break;
     case 0x18:
-      if (q && !queue_live && value && value <= link_.max_queue_size() && !(value & (value - 1)))
+      if (q && !queue_live && value && value <= backend_.max_queue_size() && !(value & (value - 1)))
         q->size = static_cast<uint16_t>(value);
       break;
     case 0x1a:
@@ -232,12 +232,12 @@ void VirtioPciDevice::set_status(uint8_t value) {
   if (value == 0) return reset_locked();
   uint8_t added = value & ~status_;
   if (added & status::kFeaturesOk) {
-    uint64_t offered = link_.device_features();
+    uint64_t offered = backend_.device_features();
     if ((driver_features_ & ~offered) || !(driver_features_ & vhost_user::feature::kVersion1)) value &= ~status::kFeaturesOk;
   }
   status_ = value | (status_ & status::kNeedsReset);
   if ((added & status::kDriverOk) && (status_ & status::kFeaturesOk) && !activated_) {
-    std::vector<VirtioLink::Queue> queues;
+    std::vector<VirtioPciBackend::Queue> queues;
     for (size_t i = 0; i < queues_.size(); ++i) {
       QueueState& q = queues_[i];
       if (!q.enabled) continue;
@@ -245,7 +245,7 @@ void VirtioPciDevice::set_status(uint8_t value) {
       queues.push_back({static_cast<uint16_t>(i), q.size, q.desc, q.avail, q.used, q.kick.get(), q.call.get(), q.err.get()});
     }
     try {
-      link_.activate(driver_features_, queues);
+      backend_.activate(driver_features_, queues);
       activated_ = true;
     } catch (const std::exception& e) {
       spdlog::error("virtio device failed to start: {}", e.what());
@@ -260,14 +260,14 @@ void VirtioPciDevice::set_status(uint8_t value) {
 void VirtioPciDevice::reset_locked() {
   if (activated_) {
     try {
-      link_.reset();
+      backend_.reset();
     } catch (const std::exception& e) {
       spdlog::error("virtio device failed to reset: {}", e.what());
     }
   }
   activated_ = false;
   for (QueueState& q : queues_) {
-    q.size = link_.max_queue_size();
+    q.size = backend_.max_queue_size();
     q.vector = Msix::kNoVector;
     msix_.bind(q.call.get(), q.vector);
     q.enabled = false;
@@ -303,8 +303,8 @@ void VirtioPciDevice::bar_read(int bar, uint64_t offset, std::span<uint8_t> data
       std::memcpy(config() + 0x06, &st, 2);
       router_.set_line(intx_gsi(), false);
     }
-  } else if (offset >= kDeviceOffset && offset - kDeviceOffset + data.size() <= link_.config_size()) {
-    link_.read_config(static_cast<uint32_t>(offset - kDeviceOffset), data);
+  } else if (offset >= kDeviceOffset && offset - kDeviceOffset + data.size() <= backend_.config_size()) {
+    backend_.read_config(static_cast<uint32_t>(offset - kDeviceOffset), data);
   }
 }
 
@@ -316,8 +316,8 @@ void VirtioPciDevice::bar_write(int bar, uint64_t offset, std::span<const uint8_
   std::memcpy(&value, data.data(), data.size());
   if (offset < kCommonOffset + kCommonSize) {
     common_write(offset, value, data.size());
-  } else if (offset >= kDeviceOffset && offset - kDeviceOffset + data.size() <= link_.config_size()) {
-    link_.write_config(static_cast<uint32_t>(offset - kDeviceOffset), data);
+  } else if (offset >= kDeviceOffset && offset - kDeviceOffset + data.size() <= backend_.config_size()) {
+    backend_.write_config(static_cast<uint32_t>(offset - kDeviceOffset), data);
   } else if (offset >= kNotifyOffset && (offset - kNotifyOffset) / kNotifyMultiplier < queues_.size()) {
     // A notify of a size the ioeventfd does not match: forward it to the device ourselves.
     uint64_t one = 1;

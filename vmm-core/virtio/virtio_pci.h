@@ -1,6 +1,6 @@
 // The virtio 1.x PCI transport ("modern" only): common configuration, notifications through
 // KVM ioeventfds (straight to the device, no exit to the core), ISR, device configuration,
-// MSI-X with INTx fallback. The device behind it implements VirtioLink.
+// MSI-X with INTx fallback. The device behind it implements VirtioPciBackend.
 #pragma once
 
 #include <cstdint>
@@ -17,9 +17,9 @@
 namespace bulkhead::core {
 
 // What the transport needs from the virtio device behind it.
-class VirtioLink {
+class VirtioPciBackend {
  public:
-  virtual ~VirtioLink() = default;
+  virtual ~VirtioPciBackend() = default;
   virtual uint16_t device_type() const = 0;  // virtio device ID (8 = SCSI, 2 = block, 1 = net)
   virtual uint32_t pci_class() const = 0;
   virtual uint64_t device_features() const = 0;
@@ -50,7 +50,7 @@ class VirtioPciDevice : public PciDevice {
   static constexpr uint64_t kBar0Size = 0x4000;
   static constexpr int kVirtioBar = 0, kMsixBar = 2;
 
-  VirtioPciDevice(VirtioLink& link, int vm_fd, IrqRouter& router, EventfdMonitor& monitor);
+  VirtioPciDevice(VirtioPciBackend& backend, int vm_fd, IrqRouter& router, EventfdMonitor& monitor);
   ~VirtioPciDevice() override;
 
   void bar_read(int bar, uint64_t offset, std::span<uint8_t> data) override;
@@ -80,7 +80,7 @@ class VirtioPciDevice : public PciDevice {
   void register_notifications(uint64_t bar_address, bool assign);
   void raise_intx(uint8_t isr_bits);
 
-  VirtioLink& link_;
+  VirtioPciBackend& backend_;
   int vm_fd_;
   IrqRouter& router_;
   EventfdMonitor& monitor_;

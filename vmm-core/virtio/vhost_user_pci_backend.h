@@ -16,7 +16,7 @@
 
 namespace bulkhead::core {
 
-class VhostUserDevice : public VirtioLink {
+class VhostUserPciBackend : public VirtioPciBackend {
  public:
   static constexpr uint16_t kQueueSize = 256;
   // A back-end that does not answer a request within this bound is treated as lost.
@@ -24,7 +24,7 @@ class VhostUserDevice : public VirtioLink {
 
   // Throws InputError for an unknown device type or a back-end that cannot serve it.
   // `lost(why)` is called once if the back-end stops answering.
-  VhostUserDevice(std::string name, uint16_t device_type, UniqueFd socket, const GuestMemory& memory,
+  VhostUserPciBackend(std::string name, uint16_t device_type, UniqueFd socket, const GuestMemory& memory,
                   std::function<void(const std::string&)> lost);
 
   const std::string& name() const { return name_; }

@@ -1,4 +1,4 @@
-#include "vmm-core/virtio/vhost_user_device.h"
+#include "vmm-core/virtio/vhost_user_pci_backend.h"
 
 #include <cstring>
 
@@ -23,7 +23,7 @@ vhost_user::VirtioType known_type(const std::string& name, uint16_t id) {
 }
 }  // namespace
 
-VhostUserDevice::VhostUserDevice(std::string name, uint16_t device_type, UniqueFd socket, const GuestMemory& memory,
+VhostUserPciBackend::VhostUserPciBackend(std::string name, uint16_t device_type, UniqueFd socket, const GuestMemory& memory,
                                  std::function<void(const std::string&)> lost)
     : name_(std::move(name)),
       type_(known_type(name_, device_type)),
@@ -46,12 +46,12 @@ VhostUserDevice::VhostUserDevice(std::string name, uint16_t device_type, UniqueF
   queues_ = static_cast<uint16_t>(queues);
 }
 
-void VhostUserDevice::read_config(uint32_t offset, std::span<uint8_t> data) {
+void VhostUserPciBackend::read_config(uint32_t offset, std::span<uint8_t> data) {
   if (offset + data.size() <= config_.size()) std::memcpy(data.data(), config_.data() + offset, data.size());
 }
 
 template <typename F>
-auto VhostUserDevice::guarded(F f) -> decltype(f()) {
+auto VhostUserPciBackend::guarded(F f) -> decltype(f()) {
   try {
     return f();
   } catch (const vhost_user::PeerTimeout& e) {
@@ -60,7 +60,7 @@ auto VhostUserDevice::guarded(F f) -> decltype(f()) {
   }
 }
 
-void VhostUserDevice::write_config(uint32_t offset, std::span<const uint8_t> data) {
+void VhostUserPciBackend::write_config(uint32_t offset, std::span<const uint8_t> data) {
   if (offset + data.size() > config_.size()) return;
   try {
     guarded([&] { frontend_.set_config(offset, data); });
@@ -70,16 +70,16 @@ void VhostUserDevice::write_config(uint32_t offset, std::span<const uint8_t> dat
   }
 }
 
-uint64_t VhostUserDevice::guest_to_frontend(uint64_t gpa, uint64_t length) const {
+uint64_t VhostUserPciBackend::guest_to_frontend(uint64_t gpa, uint64_t length) const {
   // vhost-user ring addresses are the front-end's (our) virtual addresses.
   return reinterpret_cast<uint64_t>(memory_.require_range(gpa, length, "virtqueue"));
 }
 
-void VhostUserDevice::activate(uint64_t features, const std::vector<Queue>& queues) {
+void VhostUserPciBackend::activate(uint64_t features, const std::vector<Queue>& queues) {
   guarded([&] { start(features, queues); });
 }
 
-void VhostUserDevice::start(uint64_t features, const std::vector<Queue>& queues) {
+void VhostUserPciBackend::start(uint64_t features, const std::vector<Queue>& queues) {
   frontend_.set_features(features);
   std::vector<vhost_user::Frontend::Region> regions;
   for (const RamRegion& r : memory_.regions())
@@ -103,7 +103,7 @@ void VhostUserDevice::start(uint64_t features, const std::vector<Queue>& queues)
   }
 }
 
-void VhostUserDevice::reset() {
+void VhostUserPciBackend::reset() {
   guarded([&] {
     // Where each ring stopped does not matter: a reset driver starts them afresh.
     for (uint16_t index : started_) [[maybe_unused]] uint16_t next = frontend_.stop_queue(index);

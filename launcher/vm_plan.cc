@@ -1,0 +1,146 @@
+#include "launcher/vm_plan.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+
+#include "common/error.h"
+#include "launcher/options.h"
+#include "launcher/spawn.h"
+
+namespace bulkhead::launcher {
+
+namespace {
+
+using devices::DeviceKind;
+using devices::Mode;
+using devices::OptionSpec;
+
+constexpr uint32_t kMaxCpus = 254;
+
+// "bus=ide" -> ("bus", "ide").
+std::pair<std::string, std::string> split_selector(const std::string& selector) {
+  size_t eq = selector.find('=');
+  return {selector.substr(0, eq), eq == std::string::npos ? "" : selector.substr(eq + 1)};
+}
+
+// The value of `key` among the comma-separated items of `text`, if any.
+std::optional<std::string> item_value(const std::string& text, const std::string& key) {
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(',', start);
+    std::string item = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (item.rfind(key + "=", 0) == 0) return item.substr(key.size() + 1);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+const char* mode_name(Mode mode) { return mode == Mode::kFull ? "full" : "paravirt"; }
+
+// PVM (pagetable-based virtualization) emulates guest kernel code, without CMPXCHG16B.
+bool host_is_pvm() { return ::access("/sys/module/kvm_pvm", F_OK) == 0; }
+
+}  // namespace
+
+void add_device_options(CLI::App& run, std::map<std::string, std::vector<std::string>>& values) {
+  std::vector<std::string> names;
+  std::map<std::string, std::string> help;
+  std::map<std::string, bool> repeatable;
+  for (const DeviceKind* kind : devices::device_table())
+    for (const OptionSpec& o : kind->options()) {
+      if (!help.count(o.name)) names.push_back(o.name);
+      std::string& h = help[o.name];
+      if (!h.empty()) h += "\n";
+      h += o.value_help + (o.selector.empty() ? "" : "," + o.selector) + ": " + o.help;
+      if (!o.default_value.empty()) h += " (default " + o.default_value + ")";
+      repeatable[o.name] = repeatable[o.name] || o.repeatable;
+    }
+  for (const std::string& name : names) {
+    CLI::Option* option = run.add_option(name, values[name], help[name]);
+    if (!repeatable[name]) option->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::Throw);
+  }
+}
+
+std::map<const DeviceKind*, std::vector<devices::OptionValues>> route_device_options(
+    const std::map<std::string, std::vector<std::string>>& given, Mode mode, const std::vector<const DeviceKind*>& table) {
+  std::map<const DeviceKind*, std::vector<devices::OptionValues>> routed;
+  std::map<std::string, std::vector<std::pair<const DeviceKind*, size_t>>> takers;  // option -> (kind, index)
+  for (const DeviceKind* kind : table) {
+    std::vector<OptionSpec> options = kind->options();
+    routed[kind].resize(options.size());
+    for (size_t i = 0; i < options.size(); ++i) takers[options[i].name].push_back({kind, i});
+  }
+  for (const auto& [name, occurrences] : given) {
+    if (occurrences.empty()) continue;
+    auto it = takers.find(name);
+    if (it == takers.end()) throw InputError("no device takes " + name);
+    const auto& candidates = it->second;
+    for (const std::string& value : occurrences) {
+      const DeviceKind* chosen = nullptr;
+      size_t index = 0;
+      if (candidates.size() == 1) {
+        std::tie(chosen, index) = candidates[0];
+      } else {
+        std::string key = split_selector(candidates[0].first->options()[candidates[0].second].selector).first;
+        std::optional<std::string> wanted = item_value(value, key);
+        std::string known;
+        for (const auto& [kind, i] : candidates) {
+          OptionSpec spec = kind->options()[i];
+          auto [k, v] = split_selector(spec.selector);
+          known += (known.empty() ? "" : ", ") + v;
+          if (wanted ? *wanted == v : spec.default_in == mode) std::tie(chosen, index) = std::pair{kind, i};
+        }
+        if (!chosen && wanted) throw InputError(name + " '" + value + "': " + key + " must be one of " + known);
+        if (!chosen)
+          throw InputError(name + " '" + value + "': no device takes it in " + mode_name(mode) + " mode; give " + key +
+                           "=" + known);
+      }
+      routed[chosen][index].push_back(value);
+    }
+  }
+  for (const DeviceKind* kind : table) {
+    std::vector<OptionSpec> options = kind->options();
+    for (size_t i = 0; i < options.size(); ++i)
+      if (routed[kind][i].empty() && !options[i].default_value.empty() &&
+          (!given.count(options[i].name) || given.at(options[i].name).empty()))
+        routed[kind][i].push_back(options[i].default_value);
+  }
+  return routed;
+}
+
+std::vector<std::string> role_policies() {
+  std::vector<std::string> roles = {"core", "supervisor"};
+  for (const DeviceKind* kind : devices::device_table())
+    if (!kind->policy.empty()) roles.push_back(kind->policy);
+  return roles;
+}
+
+VmPlan plan_vm(const RunOptions& options) {
+  VmPlan plan;
+  plan.memory = parse_memory_size(options.memory);
+  uint64_t host_memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  if (plan.memory < (16ull << 20)) throw InputError("--memory " + options.memory + " is too small; the minimum is 16M");
+  if (plan.memory % 4096) throw InputError("--memory " + options.memory + " is not a multiple of 4 KiB");
+  if (plan.memory > host_memory)
+    throw InputError("--memory " + options.memory + " exceeds this host's " + std::to_string(host_memory >> 20) + " MiB of RAM");
+  if (options.cpus == 0 || options.cpus > kMaxCpus) throw InputError("--cpus must be between 1 and " + std::to_string(kMaxCpus));
+  plan.cpus = options.cpus;
+  plan.kernel = options.kernel.value_or(executable_dir() + "/bulkhead-test-guest.elf");
+  plan.initrd = options.initrd;
+  plan.cmdline = options.cmdline;
+  plan.cpu_model = options.cpu == "host" ? ipc::CoreConfig::HOST : ipc::CoreConfig::BASELINE;
+  plan.hide_cmpxchg16b = host_is_pvm();
+  check_selftest(options.sandbox.selftest, role_policies());
+
+  Mode mode = options.mode == "full" ? Mode::kFull : Mode::kParavirt;
+  plan.context = {mode, options.cpus, options.device_poll_us, options.sandbox.name.value_or("")};
+  auto routed = route_device_options(options.device_options, mode);
+  for (const DeviceKind* kind : devices::device_table())
+    for (auto& instance : kind->plan(routed[kind], plan.context)) plan.devices.push_back({kind, std::move(instance)});
+  return plan;
+}
+
+}  // namespace bulkhead::launcher

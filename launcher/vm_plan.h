@@ -1,0 +1,75 @@
+// A VM as `bulkhead run` will start it, planned from the command line and the device table
+// (device-procs/device_kind.h) before anything is opened: bad input fails here with nothing
+// left behind.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "device-procs/device_kind.h"
+#include "ipc/control.pb.h"
+#include "launcher/sandbox.h"
+
+namespace CLI {
+class App;
+}
+
+namespace bulkhead::launcher {
+
+struct RunOptions {
+  std::optional<std::string> kernel;  // none: the built-in test guest
+  std::optional<std::string> initrd;
+  std::string cmdline;
+  std::string memory = "256M";
+  uint32_t cpus = 1;
+  std::string cpu = "baseline";  // CPU model: baseline or host
+  std::string mode = "paravirt";
+  uint32_t device_poll_us = 200;
+  // The device table's options (--serial, --disk, ...), by name, every occurrence as typed.
+  std::map<std::string, std::vector<std::string>> device_options;
+  SandboxRequest sandbox;
+};
+
+struct PlannedDevice {
+  const devices::DeviceKind* kind;
+  std::unique_ptr<devices::DeviceInstance> instance;
+};
+
+struct VmPlan {
+  uint64_t memory = 0;
+  uint32_t cpus = 1;
+  std::string kernel;
+  std::optional<std::string> initrd;
+  std::string cmdline;
+  ipc::CoreConfig::CpuModel cpu_model = ipc::CoreConfig::BASELINE;
+  bool hide_cmpxchg16b = false;
+  devices::VmContext context;
+  std::vector<PlannedDevice> devices;  // in table order: the order the core attaches them
+};
+
+// Registers every option of the device table on `run` (an option several kinds share once),
+// its values going to `values`.
+void add_device_options(CLI::App& run, std::map<std::string, std::vector<std::string>>& values);
+
+// Throws InputError naming the problem.
+VmPlan plan_vm(const RunOptions& options);
+
+// Which kind each occurrence of a table option belongs to (by selector, or the VM's mode),
+// with defaults for absent options: for each kind, `values[i]` for its options()[i].
+std::map<const devices::DeviceKind*, std::vector<devices::OptionValues>> route_device_options(
+    const std::map<std::string, std::vector<std::string>>& given, devices::Mode mode,
+    const std::vector<const devices::DeviceKind*>& table = devices::device_table());
+
+// The seccomp policy names of every role (the core, the supervisor, each device kind):
+// what --selftest ROLE:... may name.
+std::vector<std::string> role_policies();
+
+// Exit statuses besides the guest's own.
+inline constexpr int kExitVmmError = 1;
+inline constexpr int kExitUsage = 2;
+
+}  // namespace bulkhead::launcher
