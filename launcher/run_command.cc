@@ -73,7 +73,6 @@ ipc::CoreConfig core_config(const VmPlan& plan, const CoreResources& r, std::vec
   c.set_cmdline(plan.cmdline);
   c.set_device_poll_us(plan.context.poll_us);
   c.set_cpu_model(plan.cpu_model);
-  c.set_hide_cmpxchg16b(plan.hide_cmpxchg16b);
   for (Connection& conn : connections) {
     ipc::DeviceSlot* slot = c.add_devices();
     *slot = conn.slot;

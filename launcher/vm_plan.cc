@@ -40,9 +40,6 @@ std::optional<std::string> item_value(const std::string& text, const std::string
 
 const char* mode_name(Mode mode) { return mode == Mode::kFull ? "full" : "paravirt"; }
 
-// PVM (pagetable-based virtualization) emulates guest kernel code, without CMPXCHG16B.
-bool host_is_pvm() { return ::access("/sys/module/kvm_pvm", F_OK) == 0; }
-
 }  // namespace
 
 void add_device_options(CLI::App& run, std::map<std::string, std::vector<std::string>>& values) {
@@ -132,7 +129,6 @@ VmPlan plan_vm(const RunOptions& options) {
   plan.initrd = options.initrd;
   plan.cmdline = options.cmdline;
   plan.cpu_model = options.cpu == "host" ? ipc::CoreConfig::HOST : ipc::CoreConfig::BASELINE;
-  plan.hide_cmpxchg16b = host_is_pvm();
   check_selftest(options.sandbox.selftest, role_policies());
 
   Mode mode = options.mode == "full" ? Mode::kFull : Mode::kParavirt;

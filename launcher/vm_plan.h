@@ -46,7 +46,6 @@ struct VmPlan {
   std::optional<std::string> initrd;
   std::string cmdline;
   ipc::CoreConfig::CpuModel cpu_model = ipc::CoreConfig::BASELINE;
-  bool hide_cmpxchg16b = false;
   devices::VmContext context;
   std::vector<PlannedDevice> devices;  // in table order: the order the core attaches them
 };

@@ -22,7 +22,6 @@ constexpr uint32_t bit(int n) { return 1u << n; }
 // AMD APM vol. 3, appendix E). The baseline model clears them all.
 constexpr uint32_t kLeaf1EcxXsave = bit(12) /*FMA*/ | bit(26) /*XSAVE*/ | bit(27) /*OSXSAVE*/ | bit(28) /*AVX*/ |
                                     bit(29) /*F16C*/;
-constexpr uint32_t kLeaf1EcxCmpxchg16b = bit(13);
 constexpr uint32_t kLeaf7EbxXsave = bit(5) /*AVX2*/ | bit(14) /*MPX*/ | bit(16) /*AVX512F*/ | bit(17) /*DQ*/ |
                                     bit(21) /*IFMA*/ | bit(26) /*PF*/ | bit(27) /*ER*/ | bit(28) /*CD*/ | bit(30) /*BW*/ |
                                     bit(31) /*VL*/;
@@ -53,7 +52,6 @@ std::vector<kvm_cpuid_entry2> build_cpuid(const std::vector<kvm_cpuid_entry2>& s
         e.ebx = (apic_id << 24) | (std::min(vcpu_count, 255u) << 16) | (8 << 8);
         e.ecx |= kEcxHypervisor;
         if (!model.host) e.ecx &= ~kLeaf1EcxXsave;
-        if (model.hide_cmpxchg16b) e.ecx &= ~kLeaf1EcxCmpxchg16b;
         if (vcpu_count > 1) e.edx |= kEdxHtt;
         break;
       case kLeafStructuredFeatures:

@@ -15,8 +15,6 @@ struct CpuModel {
   // never depends on the host's XSAVE virtualization being complete (a nested KVM under
   // QEMU TCG does not see the guest's XSETBV and reports stale XSAVE sizes, a Linux warning).
   bool host = false;
-  // Hide CMPXCHG16B too: on PVM hosts, KVM emulates guest kernel code and lacks it.
-  bool hide_cmpxchg16b = false;
 };
 
 std::vector<kvm_cpuid_entry2> build_cpuid(const std::vector<kvm_cpuid_entry2>& supported, uint32_t vcpu_index,

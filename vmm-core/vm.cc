@@ -78,7 +78,7 @@ Vm::Vm(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds)
 
   std::vector<kvm_cpuid_entry2> supported = kvm_.supported_cpuid();
   std::vector<uint32_t> msrs = kvm_.msr_index_list();
-  CpuModel model{config.cpu_model() == ipc::CoreConfig::HOST, config.hide_cmpxchg16b()};
+  CpuModel model{config.cpu_model() == ipc::CoreConfig::HOST};
   for (uint32_t i = 0; i < cpus; ++i)
     vcpus_.push_back(std::make_unique<Vcpu>(kvm_, vm_fd_.get(), i, cpus, supported, model, msrs));
   vcpus_[0]->set_boot_state(entry);

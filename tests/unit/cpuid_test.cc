@@ -59,5 +59,36 @@ TEST(Cpuid, AddsKvmSignatureWhenMissing) {
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(&sig->ebx), 4), "KVMK");
 }
 
+std::vector<kvm_cpuid_entry2> with_xsave() {
+  std::vector<kvm_cpuid_entry2> s(4);
+  s[0].function = 1;
+  s[0].ecx = (1u << 26) | (1u << 27) | (1u << 28) | (1u << 13) | 1u;  // XSAVE, OSXSAVE, AVX, CX16, SSE3
+  s[1].function = 7;
+  s[1].ebx = (1u << 5) | (1u << 16) | (1u << 3);  // AVX2, AVX512F, BMI1
+  s[2].function = 0xd;
+  s[2].eax = 7;
+  s[3].function = 0x80000001;
+  s[3].ecx = (1u << 11) | (1u << 5);  // XOP, ABM
+  return s;
+}
+
+TEST(Cpuid, TheBaselineModelHasNoXsaveManagedState) {
+  auto c = build_cpuid(with_xsave(), 0, 1);
+  EXPECT_EQ(find(c, 1)->ecx & ((1u << 26) | (1u << 27) | (1u << 28)), 0u) << "no XSAVE, OSXSAVE, AVX";
+  EXPECT_TRUE(find(c, 1)->ecx & (1u << 13)) << "CMPXCHG16B stays (Windows needs it)";
+  EXPECT_TRUE(find(c, 1)->ecx & 1u) << "SSE3 stays";
+  EXPECT_EQ(find(c, 7)->ebx, 1u << 3) << "AVX2 and AVX-512 go, BMI1 stays";
+  EXPECT_EQ(find(c, 0xd), nullptr) << "no XSAVE leaf at all";
+  EXPECT_EQ(find(c, 0x80000001)->ecx, 1u << 5) << "no XOP";
+}
+
+TEST(Cpuid, TheHostModelKeepsWhatKvmSupports) {
+  auto c = build_cpuid(with_xsave(), 0, 1, CpuModel{true});
+  EXPECT_TRUE(find(c, 1)->ecx & (1u << 26));
+  EXPECT_TRUE(find(c, 7)->ebx & (1u << 16));
+  ASSERT_NE(find(c, 0xd), nullptr);
+  EXPECT_EQ(find(c, 0xd)->eax, 7u);
+}
+
 }  // namespace
 }  // namespace bulkhead::core
