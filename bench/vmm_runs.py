@@ -12,7 +12,8 @@ def guest_output(cmd, success_status, timeout):
     """Runs a VMM to completion and returns the guest's console output."""
     r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
     if r.returncode != success_status:
-        raise RuntimeError("%s failed (%d): %s" % (cmd[0], r.returncode, r.stderr))
+        raise RuntimeError("%s failed (%d): %s\nguest output ends:\n%s" % (cmd[0], r.returncode, r.stderr,
+                                                                        r.stdout[-2000:]))
     return r.stdout
 
 

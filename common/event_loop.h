@@ -24,6 +24,8 @@ class EventLoop {
   // Waits up to `timeout_ms` (-1: no limit) and runs callbacks; returns how many ran.
   int run_once(int timeout_ms);
   void stop() { stopped_ = true; }
+  // Readable while callbacks are due: a loop of another kind (libslirp's poll) can wait on it.
+  int fd() const { return epoll_.get(); }
   bool stopped() const { return stopped_; }
 
  private:

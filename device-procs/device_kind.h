@@ -47,8 +47,27 @@ struct OptionSpec {
 struct VmContext {
   Mode mode = Mode::kParavirt;
   uint32_t cpus = 1;
-  uint32_t poll_us = 200;  // how long device processes keep polling (--device-poll-us)
+  // How long device processes keep polling (--device-poll-us); unset, each kind picks what
+  // measured best for it (disks 200 µs; NICs 0, see the README's benchmarks).
+  std::optional<uint32_t> poll_us;
   std::string vm_name;     // may be empty (the launcher picks one later)
+};
+
+// One confined process of a VM besides the core: its executable (beside the launcher), process
+// name, seccomp policy (policy/<policy>.policy), SELinux domain, and whether it works in the
+// host's network namespace (only the user-mode networking helper, bh-slirp, does).
+struct ProcessRole {
+  std::string executable, process_name, policy, selinux_type;
+  bool host_network = false;
+};
+
+// How to start one helper: its configuration (descriptors in the FdList it was built with),
+// its limits, and files its otherwise empty root holds.
+struct HelperStart {
+  const ProcessRole* role = nullptr;
+  ipc::DeviceConfig config;
+  launcher::RoleLimits limits{};
+  std::vector<std::pair<std::string, std::string>> root_files;  // path, content
 };
 
 // One device of a VM: a device process, or a third party's back-end.
@@ -67,6 +86,8 @@ class DeviceInstance {
   virtual ipc::DeviceSlot slot() const = 0;
   // A third party's back-end has no process: the socket to it, already connected.
   virtual UniqueFd take_backend_socket() { return {}; }
+  // A helper process it needs (started after its own process), or nothing.
+  virtual std::optional<HelperStart> helper(launcher::FdList& /*fds*/) const { return std::nullopt; }
   // Once the VM runs: directories (held open) in which the launcher removes something at
   // the end, such as a console socket.
   virtual std::vector<int> removable_dirs() const { return {}; }
@@ -87,6 +108,8 @@ class DeviceKind {
   // Arguments of `bulkhead run` that give a VM one such device; "{dir}" stands for a scratch
   // directory (tests and documentation use them).
   std::vector<std::string> example;
+  // Helper processes its devices may need (confined like every role; the tests check them).
+  std::vector<const ProcessRole*> helper_roles;
 
   virtual std::vector<OptionSpec> options() const = 0;
   // The VM's instances of this kind: `values[i]` holds the occurrences of options()[i]
@@ -106,6 +129,8 @@ class DeviceKind {
 // The table, in the order the core attaches devices (and so assigns PCI slots).
 const std::vector<const DeviceKind*>& device_table();
 const DeviceKind* find_kind(std::string_view name);
+// Every process role the table's kinds may start (their own and their helpers), once each.
+std::vector<ProcessRole> process_roles();
 
 // Helpers for entries: an option value's "key=value" items after the first (which is often
 // a path), and a check that only known keys appear.

@@ -7,7 +7,10 @@ namespace bulkhead::devices {
 
 // Each kind's entry lives in its own folder.
 extern const DeviceKind& serial_kind();
+extern const DeviceKind& ide_kind();
 extern const DeviceKind& virtio_scsi_kind();
+extern const DeviceKind& virtio_net_kind();
+extern const DeviceKind& e1000_kind();
 extern const DeviceKind& vhost_user_peer_kind();
 #ifdef BULKHEAD_TEST_DEVICES
 extern const DeviceKind& scratch_kind();
@@ -16,7 +19,10 @@ extern const DeviceKind& scratch_kind();
 const std::vector<const DeviceKind*>& device_table() {
   static const std::vector<const DeviceKind*> table = {
       &serial_kind(),
+      &ide_kind(),
       &virtio_scsi_kind(),
+      &virtio_net_kind(),
+      &e1000_kind(),
       &vhost_user_peer_kind(),
 #ifdef BULKHEAD_TEST_DEVICES
       &scratch_kind(),
@@ -29,6 +35,20 @@ const DeviceKind* find_kind(std::string_view name) {
   for (const DeviceKind* kind : device_table())
     if (kind->name == name) return kind;
   return nullptr;
+}
+
+std::vector<ProcessRole> process_roles() {
+  std::vector<ProcessRole> roles;
+  auto add = [&](const ProcessRole& role) {
+    for (const ProcessRole& r : roles)
+      if (r.executable == role.executable) return;
+    roles.push_back(role);
+  };
+  for (const DeviceKind* kind : device_table()) {
+    if (!kind->executable.empty()) add({kind->executable, kind->process_name, kind->policy, kind->selinux_type});
+    for (const ProcessRole* helper : kind->helper_roles) add(*helper);
+  }
+  return roles;
 }
 
 std::optional<std::string> OptionItems::get(const std::string& key) const {

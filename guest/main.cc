@@ -21,6 +21,10 @@ constexpr Scenario kScenarios[] = {
     {"flood", scenario_flood},           {"scsi-disk", scenario_scsi_disk},   {"scsi-irq", scenario_scsi_irq},
     {"msix-mask", scenario_msix_mask},   {"scratch", scenario_scratch},
     {"blk-disk", scenario_blk_disk},     {"bench-scsi", scenario_bench_scsi}, {"bench-blk", scenario_bench_blk},
+    {"net", scenario_net},               {"net-hostile", scenario_net_hostile}, {"bench-net", scenario_bench_net},
+    {"e1000", scenario_e1000},           {"e1000-hostile", scenario_e1000_hostile}, {"bench-e1000", scenario_bench_e1000},
+    {"ide", scenario_ide},               {"ide-hostile", scenario_ide_hostile},
+    {"bench-ide", scenario_bench_ide},
 };
 constexpr const char* kDefaultScenarios = "hello smp";
 constexpr uint8_t kStatusFailed = 3;

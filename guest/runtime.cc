@@ -44,4 +44,10 @@ size_t strlen(const char* s) {
   return n;
 }
 
+int strncmp(const char* a, const char* b, size_t n) {
+  for (; n; --n, ++a, ++b)
+    if (*a != *b || !*a) return static_cast<uint8_t>(*a) - static_cast<uint8_t>(*b);
+  return 0;
+}
+
 }  // extern "C"

@@ -18,6 +18,16 @@ struct Scenario {
   bool (*run)(const char* arg, Context& context);
 };
 
+// A scenario's checks: all must hold; the first that failed names the result.
+struct Checks {
+  bool ok = true;
+  const char* first_failure = "none";
+  void expect(bool condition, const char* what) {
+    if (!condition && ok) first_failure = what;
+    ok &= condition;
+  }
+};
+
 // Parses a decimal number; returns `fallback` for an empty or malformed string.
 uint64_t parse_number(const char* s, uint64_t fallback);
 
@@ -35,5 +45,14 @@ bool scenario_scratch(const char* arg, Context& context);
 bool scenario_blk_disk(const char* arg, Context& context);
 bool scenario_bench_scsi(const char* arg, Context& context);
 bool scenario_bench_blk(const char* arg, Context& context);
+bool scenario_net(const char* arg, Context& context);
+bool scenario_net_hostile(const char* arg, Context& context);
+bool scenario_bench_net(const char* arg, Context& context);
+bool scenario_e1000(const char* arg, Context& context);
+bool scenario_e1000_hostile(const char* arg, Context& context);
+bool scenario_bench_e1000(const char* arg, Context& context);
+bool scenario_ide(const char* arg, Context& context);
+bool scenario_ide_hostile(const char* arg, Context& context);
+bool scenario_bench_ide(const char* arg, Context& context);
 
 }  // namespace guest

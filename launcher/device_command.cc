@@ -30,8 +30,7 @@ int wait_device(RoleProcess& device, int signals) {
       signalfd_siginfo info;
       // One record from our signalfd.
       if (::read(signals, &info, sizeof info) == sizeof info) {
-        ::kill(device.pid, SIGKILL);  // pid 1 of its namespace: SIGTERM would be ignored
-        while (!try_reap(device)) ::poll(fds, 1, 1000);
+        stop_role(device);
         return static_cast<int>(info.ssi_signo);
       }
     }
@@ -52,6 +51,29 @@ RoleProcess start_device(const devices::DeviceKind& kind, const devices::DeviceI
   start.mutable_device()->set_core_socket_fd(fds.add(connection));
   device.control->send(start, fds.all());
   return device;
+}
+
+std::optional<RoleProcess> start_helper(const devices::DeviceInstance& instance, const VmSandbox& sandbox) {
+  FdList fds;
+  std::optional<devices::HelperStart> helper = instance.helper(fds);
+  if (!helper) return std::nullopt;
+  const devices::ProcessRole& role = *helper->role;
+  RoleProcess process = spawn_role(executable_dir() + "/" + role.executable, role.process_name,
+                                   sandbox.spawn_options(role.selinux_type, role.host_network));
+  ipc::StartRole start;
+  ipc::Confinement* confinement = start.mutable_confinement();
+  *confinement = sandbox.confinement(role.policy, helper->limits);
+  if (confinement->enabled()) {
+    confinement->set_host_network(role.host_network);
+    for (const auto& [path, content] : helper->root_files) {
+      ipc::Confinement::RootFile* file = confinement->add_root_files();
+      file->set_path(path);
+      file->set_content(content);
+    }
+  }
+  *start.mutable_device() = helper->config;
+  process.control->send(start, fds.all());
+  return process;
 }
 
 void add_standalone_options(CLI::App& device, DeviceOptions& options) {
@@ -106,6 +128,7 @@ int serve_device(const DeviceOptions& options) {
   sandbox.announce();
   sigset_t old_mask;
   UniqueFd signals = block_termination_signals(&old_mask);
+  std::optional<RoleProcess> helper = start_helper(*instance, sandbox);
   int stopped_by = 0;
   for (;;) {
     if (listener.fd) {
@@ -128,6 +151,7 @@ int serve_device(const DeviceOptions& options) {
     if (stopped_by || !listener.fd) break;
     std::fprintf(stderr, "bulkhead: front-end disconnected; waiting for the next one\n");
   }
+  if (helper) stop_role(*helper);
   ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
   return stopped_by ? 128 + stopped_by : 0;
 }

@@ -22,6 +22,9 @@ namespace bulkhead::launcher {
 // `connection`.
 RoleProcess start_device(const devices::DeviceKind& kind, const devices::DeviceInstance& instance,
                          const VmSandbox& sandbox, int connection);
+// Starts the helper process `instance` needs (bh-slirp for user-mode networking), if any. It
+// lives as long as the VM (or the standalone device), across restarts of the device process.
+std::optional<RoleProcess> start_helper(const devices::DeviceInstance& instance, const VmSandbox& sandbox);
 
 struct DeviceOptions {
   std::string kind;                   // a standalone kind: "virtio-scsi", ...

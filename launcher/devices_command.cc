@@ -35,10 +35,17 @@ std::string device_table_markdown() {
   std::string table =
       "| kind | options of `bulkhead run` | process | seccomp policy | SELinux domain | what the guest sees |\n"
       "|---|---|---|---|---|---|\n";
-  for (const devices::DeviceKind* kind : devices::device_table())
-    table += "| " + kind->name + " | " + options_of(*kind, true) + " | " + or_dash(kind->process_name, "`", "`") + " | " +
-             or_dash(kind->policy, "`policy/", ".policy`") + " | " + or_dash(kind->selinux_type, "`", "`") + " | " +
-             kind->summary + " |\n";
+  for (const devices::DeviceKind* kind : devices::device_table()) {
+    std::string process = or_dash(kind->process_name, "`", "`"), policy = or_dash(kind->policy, "`policy/", ".policy`"),
+                domain = or_dash(kind->selinux_type, "`", "`");
+    for (const devices::ProcessRole* helper : kind->helper_roles) {
+      process += "<br>helper `" + helper->process_name + "`";
+      policy += "<br>`policy/" + helper->policy + ".policy`";
+      domain += "<br>`" + helper->selinux_type + "`";
+    }
+    table += "| " + kind->name + " | " + options_of(*kind, true) + " | " + process + " | " + policy + " | " + domain +
+             " | " + kind->summary + " |\n";
+  }
   return table;
 }
 
@@ -52,6 +59,9 @@ int list_devices(bool markdown) {
                 options_of(*kind, false).c_str(), or_dash(kind->process_name).c_str(),
                 or_dash(kind->policy, "policy/", ".policy").c_str(), or_dash(kind->selinux_type).c_str(),
                 kind->summary.c_str());
+    for (const devices::ProcessRole* helper : kind->helper_roles)
+      std::printf("  helper:   %s (seccomp policy/%s.policy, SELinux %s)\n", helper->process_name.c_str(),
+                  helper->policy.c_str(), helper->selinux_type.c_str());
     if (kind->standalone()) std::printf("  also a standalone back-end: bulkhead device %s\n", kind->name.c_str());
   }
   return 0;

@@ -34,8 +34,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"paravirt", "full"}))
       ->capture_default_str();
   run_cmd->add_option("--device-poll-us", run.device_poll_us,
-                      "How long device processes keep polling for work before sleeping (0-1000)")
-      ->capture_default_str()
+                      "How long device processes keep polling for work before sleeping (0-1000; default: "
+                      "200 for disks and legacy devices, 0 for NICs, which measured faster without)")
       ->check(CLI::Range(0, 1000));
   launcher::add_device_options(*run_cmd, run.device_options);
   launcher::add_sandbox_options(*run_cmd, run.sandbox);

@@ -71,7 +71,7 @@ ipc::CoreConfig core_config(const VmPlan& plan, const CoreResources& r, std::vec
   c.set_memory_bytes(plan.memory);
   c.set_cpus(plan.cpus);
   c.set_cmdline(plan.cmdline);
-  c.set_device_poll_us(plan.context.poll_us);
+  c.set_device_poll_us(plan.context.poll_us.value_or(200));
   c.set_cpu_model(plan.cpu_model);
   for (Connection& conn : connections) {
     ipc::DeviceSlot* slot = c.add_devices();
@@ -109,6 +109,9 @@ int run_vm(const RunOptions& options) {
                                    connections[i].device_side.get()));
     connections[i].device_side.reset();  // the device holds its own copy now
   }
+  std::vector<RoleProcess> helpers;
+  for (PlannedDevice& device : plan.devices)
+    if (std::optional<RoleProcess> helper = start_helper(*device.instance, sandbox)) helpers.push_back(std::move(*helper));
   RoleProcess core_process = spawn_role(executable_dir() + "/bulkhead-core", "bh-core", sandbox.spawn_options("bulkhead_core_t"));
   {
     ipc::StartRole start;
@@ -128,7 +131,7 @@ int run_vm(const RunOptions& options) {
   for (const PlannedDevice& device : plan.devices)
     for (int dir : device.instance->removable_dirs()) removable.push_back(dir);
   sandbox.confine_launcher(removable);
-  Supervisor supervisor(std::move(core_process), std::move(devices), std::move(signals));
+  Supervisor supervisor(std::move(core_process), std::move(devices), std::move(helpers), std::move(signals));
   int status = supervisor.run();
   ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
   return status;

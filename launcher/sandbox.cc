@@ -112,10 +112,11 @@ void VmSandbox::announce() const {
   for (const std::string& note : notes_) std::fprintf(stderr, "bulkhead: note: %s\n", note.c_str());
 }
 
-SpawnOptions VmSandbox::spawn_options(const std::string& selinux_type) const {
+SpawnOptions VmSandbox::spawn_options(const std::string& selinux_type, bool host_network) const {
   SpawnOptions options;
   if (!enabled_) return options;
   options.namespaces = true;
+  options.host_network = host_network;
   options.cgroup_fd = cgroup_ ? cgroup_->fd() : -1;
   if (labels_) options.selinux_context = labels_->process_context(selinux_type);
   return options;

@@ -58,8 +58,9 @@ class VmSandbox {
   // Prints what the operator should know about this VM's confinement (missing cgroup v2,
   // no SELinux), once its input has been accepted and just before its processes start.
   void announce() const;
-  // How to start a role whose SELinux domain is `selinux_type` ("bulkhead_core_t", ...).
-  SpawnOptions spawn_options(const std::string& selinux_type) const;
+  // How to start a role whose SELinux domain is `selinux_type` ("bulkhead_core_t", ...);
+  // `host_network`: in the host's network namespace (bh-slirp).
+  SpawnOptions spawn_options(const std::string& selinux_type, bool host_network = false) const;
   // What role `policy` (its seccomp policy: "core", "serial", ...) confines itself to.
   ipc::Confinement confinement(const std::string& policy, const RoleLimits& limits) const;
   // Label files the VM's processes use (no-op without SELinux): a disk image (the VM's own,

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -87,7 +88,10 @@ RoleProcess spawn_role(const std::string& executable, const std::string& role, c
   int pidfd = -1;
   clone_args args{};
   args.flags = CLONE_PIDFD;
-  if (options.namespaces) args.flags |= CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP;
+  if (options.namespaces) {
+    args.flags |= CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
+    if (!options.host_network) args.flags |= CLONE_NEWNET;
+  }
   if (options.cgroup_fd >= 0) {
     args.flags |= CLONE_INTO_CGROUP;
     args.cgroup = static_cast<uint64_t>(options.cgroup_fd);
@@ -134,6 +138,16 @@ bool try_reap(RoleProcess& process) {
   pid_t r = ::waitpid(process.pid, &process.wait_status, WNOHANG);
   if (r == process.pid) process.reaped = true;
   return process.reaped;
+}
+
+void stop_role(RoleProcess& process) {
+  if (process.reaped) return;
+  // Our own child, pid 1 of its namespace: SIGTERM would be ignored, SIGKILL always ends it.
+  ::kill(process.pid, SIGKILL);
+  while (!try_reap(process)) {
+    pollfd p{process.pidfd.get(), POLLIN, 0};
+    ::poll(&p, 1, 1000);
+  }
 }
 
 std::string describe_exit(const RoleProcess& process) {

@@ -40,6 +40,8 @@ class FdList {
 struct SpawnOptions {
   // New mount, pid, ipc, uts, net and cgroup namespaces (the role is pid 1 of its own).
   bool namespaces = false;
+  // ... but the host's network namespace (user-mode networking reaches the host's network).
+  bool host_network = false;
   // Start inside this cgroup (a directory descriptor), or -1.
   int cgroup_fd = -1;
   // SELinux context to exec into (the role's domain at the VM's categories), or "".
@@ -53,6 +55,8 @@ RoleProcess spawn_role(const std::string& executable, const std::string& role, c
 
 // Reaps `process` if it has exited (non-blocking); returns true once reaped.
 bool try_reap(RoleProcess& process);
+// Kills `process` and reaps it.
+void stop_role(RoleProcess& process);
 // Describes how a reaped process ended: "exited with status 1", "was killed by signal 9 (Killed)".
 std::string describe_exit(const RoleProcess& process);
 

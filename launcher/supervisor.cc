@@ -36,8 +36,9 @@ void Supervisor::kill_all() {
   // Roles run as pid 1 of their own pid namespace, where SIGTERM without a handler is
   // ignored; SIGKILL always ends them.
   if (!core_.reaped) ::kill(core_.pid, SIGKILL);
-  for (auto& d : devices_)
-    if (!d.reaped) ::kill(d.pid, SIGKILL);
+  for (auto* roles : {&devices_, &helpers_})
+    for (auto& r : *roles)
+      if (!r.reaped) ::kill(r.pid, SIGKILL);
 }
 
 void Supervisor::wait_for_devices() {
@@ -62,6 +63,7 @@ int Supervisor::run() {
     std::vector<pollfd> fds = {{signals_.get(), POLLIN, 0}, {core_.pidfd.get(), POLLIN, 0},
                                {core_.control->fd(), POLLIN, 0}};
     for (auto& d : devices_) fds.push_back({d.pidfd.get(), d.reaped ? short{0} : short{POLLIN}, 0});
+    for (auto& h : helpers_) fds.push_back({h.pidfd.get(), h.reaped ? short{0} : short{POLLIN}, 0});
     // poll() over descriptors this supervisor owns.
     if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) throw_errno("poll");
     if (fds[0].revents & POLLIN) {
@@ -78,6 +80,12 @@ int Supervisor::run() {
         device_failure_ = devices_[i].role + " " + describe_exit(devices_[i]);
       }
     }
+    for (size_t i = 0; i < helpers_.size(); ++i) {
+      // The guest keeps running; what the helper served (its NIC's host network) is gone.
+      if ((fds[3 + devices_.size() + i].revents & POLLIN) && try_reap(helpers_[i]) && !interrupted_by_)
+        fprintf(stderr, "bulkhead: warning: %s %s; its NIC is cut off from the host's network\n",
+                helpers_[i].role.c_str(), describe_exit(helpers_[i]).c_str());
+    }
   }
   // The core's last report may still sit in the socket after it exited.
   for (;;) {
@@ -85,6 +93,7 @@ int Supervisor::run() {
     if (::poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN) || !on_core_message()) break;
   }
   wait_for_devices();
+  for (auto& h : helpers_) stop_role(h);
 
   if (interrupted_by_) {
     fprintf(stderr, "bulkhead: stopped by signal %d (%s)\n", interrupted_by_, strsignal(interrupted_by_));

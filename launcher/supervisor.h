@@ -13,8 +13,9 @@ namespace bulkhead::launcher {
 
 class Supervisor {
  public:
-  Supervisor(RoleProcess core, std::vector<RoleProcess> devices, UniqueFd signals)
-      : core_(std::move(core)), devices_(std::move(devices)), signals_(std::move(signals)) {}
+  // `helpers` (bh-slirp) serve devices: they stop once the devices have.
+  Supervisor(RoleProcess core, std::vector<RoleProcess> devices, std::vector<RoleProcess> helpers, UniqueFd signals)
+      : core_(std::move(core)), devices_(std::move(devices)), helpers_(std::move(helpers)), signals_(std::move(signals)) {}
 
   // Returns the launcher's exit status (see the README's table).
   int run();
@@ -25,7 +26,7 @@ class Supervisor {
   void wait_for_devices();
 
   RoleProcess core_;
-  std::vector<RoleProcess> devices_;
+  std::vector<RoleProcess> devices_, helpers_;
   UniqueFd signals_;
   std::optional<ipc::VmStopped> stopped_;
   std::string device_failure_;

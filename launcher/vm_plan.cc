@@ -110,8 +110,7 @@ std::map<const DeviceKind*, std::vector<devices::OptionValues>> route_device_opt
 
 std::vector<std::string> role_policies() {
   std::vector<std::string> roles = {"core", "supervisor"};
-  for (const DeviceKind* kind : devices::device_table())
-    if (!kind->policy.empty()) roles.push_back(kind->policy);
+  for (const devices::ProcessRole& role : devices::process_roles()) roles.push_back(role.policy);
   return roles;
 }
 

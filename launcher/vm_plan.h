@@ -28,7 +28,7 @@ struct RunOptions {
   uint32_t cpus = 1;
   std::string cpu = "baseline";  // CPU model: baseline or host
   std::string mode = "paravirt";
-  uint32_t device_poll_us = 200;
+  std::optional<uint32_t> device_poll_us;  // unset: each device kind's own default
   // The device table's options (--serial, --disk, ...), by name, every occurrence as typed.
   std::map<std::string, std::vector<std::string>> device_options;
   SandboxRequest sandbox;

@@ -53,12 +53,15 @@ struct LandlockRulesetAttr {
   uint64_t scoped;              // ABI 6
 };
 
-void empty_root() {
+// The empty root, holding only `files` (read-only like the rest).
+void empty_root(const google::protobuf::RepeatedPtrField<ipc::Confinement::RootFile>& files = {}) {
   // A mount namespace of our own (nested in the one the launcher gave a role), so that the
   // calls below can never touch the host's mounts.
   if (::unshare(CLONE_NEWNS) != 0) throw_errno("unshare(CLONE_NEWNS)");
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) throw_errno("making mounts private");
-  if (::mount("bulkhead-root", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=4,mode=0555") != 0)
+  std::string options = files.empty() ? "size=4k,nr_inodes=4,mode=0555"
+                                      : "size=64k,nr_inodes=" + std::to_string(4 + 4 * files.size()) + ",mode=0555";
+  if (::mount("bulkhead-root", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options.c_str()) != 0)
     throw_errno("mounting the empty root");
   if (::chdir("/tmp") != 0) throw_errno("chdir to the empty root");
   // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only ours.
@@ -74,6 +77,16 @@ void empty_root() {
     throw_errno("pivot_root");
   }
   if (::chdir("/") != 0) throw_errno("chdir /");
+  for (const auto& file : files) {
+    // Creating each file (and its directory) in our own fresh tmpfs, before it turns read-only.
+    std::string path = file.path();
+    if (path.empty() || path[0] != '/' || path.find("..") != std::string::npos) throw InputError("root file path " + path);
+    for (size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1))
+      if (::mkdir(path.substr(0, slash).c_str(), 0555) != 0 && errno != EEXIST) throw_errno("mkdir for " + path);
+    UniqueFd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
+    if (!out || ::write(out.get(), file.content().data(), file.content().size()) != static_cast<ssize_t>(file.content().size()))
+      throw_errno("writing " + path);
+  }
   if (::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
     throw_errno("remounting the root read-only");
   ::sethostname("bulkhead", 8);  // our own UTS namespace
@@ -101,16 +114,18 @@ struct LandlockPathBeneath {
   uint64_t allowed_access;
   int32_t parent_fd;
 } __attribute__((packed));
-constexpr uint64_t kFsRemoveDir = 1ull << 4, kFsRemoveFile = 1ull << 5;
+constexpr uint64_t kFsReadFile = 1ull << 2, kFsRemoveDir = 1ull << 4, kFsRemoveFile = 1ull << 5;
 constexpr int kLandlockRulePathBeneath = 1;
 
 #ifndef SYS_landlock_add_rule
 #define SYS_landlock_add_rule 445
 #endif
 
-// No filesystem access except removing entries beneath `removable` directories; signals
-// outside the process are scoped away unless `may_signal` (the supervisor kills its roles).
-void restrict_landlock(const std::vector<int>& removable = {}, bool may_signal = false) {
+// No filesystem access except removing entries beneath `removable` directories and reading
+// the `readable` files; signals outside the process are scoped away unless `may_signal` (the
+// supervisor kills its roles); no TCP unless `host_network`.
+void restrict_landlock(const std::vector<int>& removable = {}, bool may_signal = false,
+                       const std::vector<int>& readable = {}, bool host_network = false) {
   int abi = landlock_abi();
   if (abi <= 0) {
     spdlog::info("Landlock is not available on this kernel; relying on the empty root and seccomp");
@@ -123,7 +138,7 @@ void restrict_landlock(const std::vector<int>& removable = {}, bool may_signal =
   if (abi >= 5) attr.handled_access_fs |= kFsIoctlDev;
   size_t size = sizeof(uint64_t);
   if (abi >= 4) {
-    attr.handled_access_net = kNetBindTcp | kNetConnectTcp;
+    attr.handled_access_net = host_network ? 0 : kNetBindTcp | kNetConnectTcp;
     size = 2 * sizeof(uint64_t);
   }
   if (abi >= 6) {
@@ -137,6 +152,12 @@ void restrict_landlock(const std::vector<int>& removable = {}, bool may_signal =
   for (int dir : removable) {
     LandlockPathBeneath rule{kFsRemoveDir | kFsRemoveFile, dir};
     // Adds a rule for a directory descriptor we hold.
+    if (::syscall(SYS_landlock_add_rule, ruleset.get(), kLandlockRulePathBeneath, &rule, 0) != 0)
+      throw_errno("landlock_add_rule");
+  }
+  for (int file : readable) {
+    LandlockPathBeneath rule{kFsReadFile, file};
+    // Adds a read rule for a file descriptor (O_PATH) we hold.
     if (::syscall(SYS_landlock_add_rule, ruleset.get(), kLandlockRulePathBeneath, &rule, 0) != 0)
       throw_errno("landlock_add_rule");
   }
@@ -170,7 +191,8 @@ void selftest(const std::string& spec, const std::string& stage, const std::stri
     errno = 0;
     // Deliberately forbidden system calls, each with harmless arguments.
     if (call == "open") r = ::open(arg.empty() ? "/etc/passwd" : arg.c_str(), O_RDONLY | O_CLOEXEC);
-    else if (call == "socket") r = ::socket(AF_INET, SOCK_STREAM, 0);
+    else if (call == "create") r = ::open("/created", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    else if (call == "socket") r = ::socket(arg == "packet" ? AF_PACKET : AF_INET, arg == "packet" ? SOCK_RAW : SOCK_STREAM, 0);
     else if (call == "connect") r = connect_unix(arg);
     else if (call == "execve") r = ::execl("/bin/true", "true", nullptr);
     else if (call == "ptrace") r = ::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr);
@@ -233,12 +255,21 @@ void confine(const ipc::Confinement& c, const std::string& policy, const std::st
   if (!c.enabled()) return;
   std::vector<Rule> rules = load_policy(policy);  // parsed while memory allocation is still free
   check_leaks_before_confinement();
-  empty_root();
+  empty_root(c.root_files());
+  std::vector<UniqueFd> readable;
+  std::vector<int> readable_fds;
+  for (const auto& file : c.root_files()) {
+    // An O_PATH handle on a file we just created, for its Landlock read rule.
+    readable.emplace_back(::open(file.path().c_str(), O_PATH | O_CLOEXEC));
+    if (!readable.back()) throw_errno("opening " + file.path());
+    readable_fds.push_back(readable.back().get());
+  }
   set_limit(RLIMIT_NOFILE, c.max_open_files() ? c.max_open_files() : 1024, "RLIMIT_NOFILE");
   set_limit(RLIMIT_FSIZE, c.max_file_size(), "RLIMIT_FSIZE");
   set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE");
   drop_identity(c.uid(), c.gid());
-  restrict_landlock();
+  restrict_landlock({}, false, readable_fds, c.host_network());
+  readable.clear();
   selftest(c.selftest(), "pre", role);
   install_seccomp(rules, c.violation() == ipc::Confinement::TRAP ? Violation::kTrap : Violation::kKill, role);
   selftest(c.selftest(), "post", role);

@@ -1,6 +1,6 @@
 // bulkhead-seccomp-report: what each role's seccomp policy allows, for the README's table
 // and for operators reviewing a build. The roles are the core, the supervisor, and every
-// device kind of the device table.
+// process role of the device table (devices and their helpers).
 #include <cstdio>
 #include <set>
 #include <string>
@@ -11,8 +11,7 @@
 
 int main() {
   std::vector<std::string> roles = {"core"};
-  for (const bulkhead::devices::DeviceKind* kind : bulkhead::devices::device_table())
-    if (!kind->policy.empty()) roles.push_back(kind->policy);
+  for (const bulkhead::devices::ProcessRole& role : bulkhead::devices::process_roles()) roles.push_back(role.policy);
   roles.push_back("supervisor");
   for (const std::string& role : roles) {
     std::vector<bulkhead::policy::Rule> rules = bulkhead::policy::load_policy(role);

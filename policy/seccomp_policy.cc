@@ -1,12 +1,15 @@
 #include "policy/seccomp_policy.h"
 
 #include <fcntl.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
@@ -33,6 +36,7 @@ constexpr uint64_t kCloneThreadFlags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE
 const std::map<std::string, uint64_t>& constants() {
   static const std::map<std::string, uint64_t> table = {
       {"PROT_EXEC", PROT_EXEC},
+      {"O_WRITE_FLAGS", O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND},
       {"F_GETFL", F_GETFL},
       {"F_SETFL", F_SETFL},
       {"F_GETFD", F_GETFD},
@@ -45,6 +49,11 @@ const std::map<std::string, uint64_t>& constants() {
       {"PR_SET_NAME", PR_SET_NAME},
       {"PR_GET_NAME", PR_GET_NAME},
       {"TCGETS", TCGETS},
+      {"TUNSETOFFLOAD", TUNSETOFFLOAD},
+      {"FIONREAD", FIONREAD},
+      {"FIONBIO", FIONBIO},
+      {"AF_INET", AF_INET},
+      {"AF_INET6", AF_INET6},
       {"TCSETS", TCSETS},
       {"TCSETSW", TCSETSW},
       {"KVM_GET_API_VERSION", KVM_GET_API_VERSION},
@@ -224,7 +233,7 @@ void install_seccomp(const std::vector<Rule>& rules, Violation violation, const 
         break;
       case Rule::Kind::kAllowIfIn:
         for (uint64_t v : r.values) {
-          rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, SCMP_CMP(r.arg, SCMP_CMP_EQ, v));
+          rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, SCMP_CMP(r.arg, SCMP_CMP_EQ, v, 0));
           if (rc) break;
         }
         break;

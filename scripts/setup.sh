@@ -10,9 +10,9 @@ packages=(
   protobuf-compiler libprotobuf-dev
   libselinux1-dev libsepol-dev selinux-policy-dev selinux-policy-default
   checkpolicy semodule-utils policycoreutils setools
-  liburing-dev libcli11-dev libfmt-dev libspdlog-dev
+  liburing-dev libcli11-dev libfmt-dev libspdlog-dev libslirp-dev
   qemu-system-x86 qemu-utils busybox-static cpio e2fsprogs acpica-tools
-  python3 lz4 xz-utils zstd kmod
+  python3 lz4 xz-utils zstd kmod iproute2 xorriso
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -33,6 +33,14 @@ void Queue::complete(uint16_t head, uint32_t written) {
   pending_notify_ = true;
 }
 
+void Queue::complete_all(std::span<const SplitQueue::Used> used) {
+  if (!ring_.running()) return;
+  ring_.push_all(used);
+  pending_notify_ = true;
+}
+
+bool Queue::want_kicks() { return ring_.running() && ring_.enable_kicks(); }
+
 void Queue::flush_notifications() {
   if (!pending_notify_ || !ring_.running()) return;
   pending_notify_ = false;
@@ -98,7 +106,7 @@ void Backend::set_queue_fd(Message& m, UniqueFd Queue::*member, const char* what
   q.*member = (v & kVringNoFd) ? UniqueFd() : std::move(m.fds[0]);
   if (member == &Queue::kick_) {
     q.kick_set_ = true;
-    if (q.kick_) loop_.add(q.kick_.get(), EPOLLIN, [this, &q](uint32_t) { on_kick(q); });
+    if (q.kick_) loop_.add(q.kick_.get(), EPOLLIN, [this, &q](uint32_t) { on_kick(q, true); });
     try_start(q);
   }
   if (member == &Queue::call_) signal(q.call_);  // a notification lost across a reconnect is re-sent
@@ -141,8 +149,9 @@ void Backend::stop(Queue& q) {
   q.ring_.stop();
 }
 
-void Backend::on_kick(Queue& q) {
-  if (q.kick_ && q.ring_.kicks_enabled()) {
+void Backend::on_kick(Queue& q, bool signalled) {
+  // A kick that raced with disabling them is consumed too, or its eventfd would stay readable.
+  if (q.kick_ && (signalled || q.ring_.kicks_enabled())) {
     uint64_t count;
     // Reset the kick eventfd; EAGAIN (no kick pending) is fine.
     [[maybe_unused]] ssize_t n = ::read(q.kick_.get(), &count, sizeof count);
@@ -173,8 +182,13 @@ bool Backend::poll() {
 
 bool Backend::rearm() {
   bool pending = false;
-  for (auto& q : queues_)
-    if (q->ready()) pending |= q->ring_.enable_kicks();
+  for (auto& q : queues_) {
+    if (!q->ready()) continue;
+    // Buffers that wait for the device (a NIC's receive buffers) need no kick while some are
+    // there; the device asks for kicks itself once it has used them all (Queue::want_kicks).
+    if (!device_.available_is_work(*q) && q->ring_.has_available()) continue;
+    if (q->ring_.enable_kicks() && device_.available_is_work(*q)) pending = true;
+  }
   return pending;
 }
 
@@ -252,6 +266,7 @@ void Backend::handle(Message& m) {
       acked_features_ = wanted & (device_.features() | feature::kProtocolFeatures);
       if (!(acked_features_ & feature::kProtocolFeatures))
         for (auto& q : queues_) q->enabled_ = true;
+      device_.set_features(acked_features_);
       return reply(m, true);
     }
     case Request::kGetProtocolFeatures:

@@ -28,13 +28,19 @@ class Queue {
   const MemoryMap& memory() const;
   // Completes a request; the driver is notified by flush_notifications().
   void complete(uint16_t head, uint32_t written);
+  // Completes several requests at once: the driver sees all of them or none.
+  void complete_all(std::span<const SplitQueue::Used> used);
   // Sends the call notification if the driver asked for one since the last flush.
   void flush_notifications();
+  // For a device that found no buffer it waits for (available_is_work() false): the driver
+  // is to kick again; true if buffers arrived meanwhile.
+  bool want_kicks();
+  // Started, enabled and not broken: requests may be taken from it and completed.
+  bool ready() const { return ring_.running() && enabled_ && !broken_; }
 
  private:
   friend class Backend;
   Queue(Backend& backend, uint32_t index) : backend_(backend), index_(index) {}
-  bool ready() const { return ring_.running() && enabled_ && !broken_; }
 
   Backend& backend_;
   uint32_t index_;
@@ -60,9 +66,14 @@ class BackendDevice {
   virtual uint16_t max_queue_size() const { return 1024; }
   // Device configuration space.
   virtual std::vector<uint8_t> config() const { return {}; }
+  // The features the driver accepted (SET_FEATURES), before any queue starts.
+  virtual void set_features(uint64_t /*acked*/) {}
   virtual bool write_config(uint32_t /*offset*/, std::span<const uint8_t> /*bytes*/) { return false; }
   // The driver made buffers available on `queue` (or a restarted queue has resubmissions).
   virtual void process(Queue& queue) = 0;
+  // Whether buffers waiting on `queue` are work to do now. A NIC's receive buffers are not:
+  // they wait for frames, and the device may sleep while the driver keeps some there.
+  virtual bool available_is_work(const Queue& /*queue*/) const { return true; }
   // `chains` were in flight in an earlier back-end (inflight tracking); redo them.
   virtual void resubmit(Queue& queue, std::vector<Chain> chains) = 0;
   // Wait until no request of `queue` is still being processed (before the ring stops or
@@ -104,7 +115,8 @@ class Backend {
  private:
   friend class Queue;
   void on_socket();
-  void on_kick(Queue& q);
+  // `signalled`: its kick eventfd is readable.
+  void on_kick(Queue& q, bool signalled = false);
   void disconnect(const std::string& why);
   Queue& queue_for(uint32_t index, const char* what);
   void set_queue_fd(Message& m, UniqueFd Queue::*member, const char* what);

@@ -42,6 +42,9 @@ class Frontend {
   int fd() const { return connection_.fd(); }
   uint64_t features() const { return features_; }  // what the back-end offers (virtio bits)
   uint32_t queue_num() const { return queue_num_; }  // 0 if the back-end did not say
+  // Whether it serves GET_CONFIG (a virtio-net back-end need not: its front-end keeps the
+  // configuration, as QEMU does for DPDK's).
+  bool has_config() const { return protocol_features_ & protocol_feature::kConfig; }
 
   std::vector<uint8_t> get_config(uint32_t size);
   void set_config(uint32_t offset, std::span<const uint8_t> bytes);

@@ -1,5 +1,7 @@
 #include "vhost-user/virtqueue.h"
 
+#include <array>
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -181,8 +183,7 @@ std::optional<Chain> SplitQueue::pop(const MemoryMap& memory) {
   return chain;
 }
 
-void SplitQueue::push(uint16_t head, uint32_t written) {
-  if (head >= size_ || !head_in_flight_[head]) return;  // not ours to complete
+void SplitQueue::write_used(uint16_t head, uint32_t written) {
   head_in_flight_[head] = false;
   --in_flight_count_;
   uint8_t* element = rings_.used + 4 + 8ull * (used_idx_ % size_);
@@ -195,13 +196,27 @@ void SplitQueue::push(uint16_t head, uint32_t written) {
     inflight_header()->last_batch_head = head;
   }
   ++used_idx_;
-  store16(rings_.used + 2, used_idx_);
-  if (inflight_) {
-    std::atomic_thread_fence(std::memory_order_release);
-    inflight_desc()[head].inflight = 0;
-    std::atomic_thread_fence(std::memory_order_release);
-    inflight_header()->used_idx = used_idx_;
+}
+
+void SplitQueue::push(uint16_t head, uint32_t written) { push_all(std::array{Used{head, written}}); }
+
+void SplitQueue::push_all(std::span<const Used> used) {
+  std::vector<uint16_t> heads;
+  for (const Used& u : used) {
+    if (u.head >= size_ || !head_in_flight_[u.head]) continue;  // not ours to complete
+    write_used(u.head, u.written);
+    heads.push_back(u.head);
   }
+  if (heads.empty()) return;
+  store16(rings_.used + 2, used_idx_);
+  if (!inflight_) return;
+  // The inflight protocol's order: the used ring first, then each request's inflight flag,
+  // then the region's used index. A back-end that dies in between finds the batch by
+  // last_batch_head and never redoes what the driver already saw completed.
+  std::atomic_thread_fence(std::memory_order_release);
+  for (uint16_t head : heads) inflight_desc()[head].inflight = 0;
+  std::atomic_thread_fence(std::memory_order_release);
+  inflight_header()->used_idx = used_idx_;
 }
 
 void SplitQueue::disable_kicks() {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <vector>
 
@@ -79,12 +80,21 @@ class SplitQueue {
   bool running() const { return running_; }
   uint16_t size() const { return size_; }
   uint16_t next_avail() const { return next_avail_; }
+  // Whether the driver made buffers available that pop() has not taken yet (a running ring).
+  bool has_available() const { return avail_idx() != next_avail_; }
   uint32_t in_flight() const { return in_flight_count_; }
 
   // The next available request, or nullopt when the ring is empty.
   std::optional<Chain> pop(const MemoryMap& memory);
   // Returns the buffers of `head` to the driver, `written` bytes filled.
   void push(uint16_t head, uint32_t written);
+  // Returns several at once: the driver sees all of them or none (a packet spread over
+  // several receive buffers, whose first one says how many there are).
+  struct Used {
+    uint16_t head;
+    uint32_t written;
+  };
+  void push_all(std::span<const Used> used);
   // Whether the driver wants an interrupt for what was pushed since the last call.
   bool should_notify();
   // While the device polls the ring it asks the driver not to kick it; before it sleeps it
@@ -109,6 +119,8 @@ class SplitQueue {
     return reinterpret_cast<InflightSplitDesc*>(inflight_ + sizeof(InflightSplitHeader));
   }
   void recover_inflight();
+  // Writes one used element without publishing the used index.
+  void write_used(uint16_t head, uint32_t written);
 
   bool running_ = false;
   uint16_t size_ = 0;

@@ -87,7 +87,7 @@ class VirtioScsiKind : public DeviceKind {
     std::vector<std::unique_ptr<DeviceInstance>> instances;
     if (values.at(0).empty()) return instances;
     // A request queue per vCPU, as Linux's virtio_scsi uses them, up to 8.
-    instances.push_back(disks(values.at(0), std::min(vm.cpus, 8u), vm.poll_us));
+    instances.push_back(disks(values.at(0), std::min(vm.cpus, 8u), vm.poll_us.value_or(200)));
     return instances;
   }
   std::vector<OptionSpec> standalone_options() const override {

@@ -13,6 +13,8 @@ using scsi::Result;
 using vhost_user::GuestBuffers;
 namespace op = scsi::opcode;
 
+using scsi::be16, scsi::be32, scsi::be64, scsi::put_be16, scsi::put_be32, scsi::put_be64;
+
 namespace {
 
 constexpr uint8_t kVersionSpc3 = 0x05;  // Linux then reads VPD pages and uses READ CAPACITY(16)
@@ -21,24 +23,6 @@ constexpr uint32_t kMaxWriteSameBlocks = 1u << 22;  // 2 GiB per WRITE SAME
 constexpr uint64_t kPatternBlocks = 128, kBlocksPerWrite = 2048;  // WRITE SAME of a pattern
 constexpr uint32_t kUnmapGranularityBlocks = 8;     // 4 KiB
 
-uint16_t be16(std::span<const uint8_t> p, size_t at) { return static_cast<uint16_t>(p[at] << 8 | p[at + 1]); }
-uint32_t be32(std::span<const uint8_t> p, size_t at) {
-  return static_cast<uint32_t>(p[at]) << 24 | static_cast<uint32_t>(p[at + 1]) << 16 | static_cast<uint32_t>(p[at + 2]) << 8 |
-         p[at + 3];
-}
-uint64_t be64(std::span<const uint8_t> p, size_t at) { return static_cast<uint64_t>(be32(p, at)) << 32 | be32(p, at + 4); }
-void put_be16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-void put_be32(uint8_t* p, uint32_t v) {
-  put_be16(p, static_cast<uint16_t>(v >> 16));
-  put_be16(p + 2, static_cast<uint16_t>(v));
-}
-void put_be64(uint8_t* p, uint64_t v) {
-  put_be32(p, static_cast<uint32_t>(v >> 32));
-  put_be32(p + 4, static_cast<uint32_t>(v));
-}
 void put_ascii(uint8_t* p, size_t width, const std::string& s) {
   std::memset(p, ' ', width);
   std::memcpy(p, s.data(), std::min(width, s.size()));

@@ -7,8 +7,8 @@
 #include <span>
 #include <string>
 
-#include "device-procs/virtio-scsi/block_backend.h"
-#include "device-procs/virtio-scsi/scsi.h"
+#include "device-procs/common/block_backend.h"
+#include "device-procs/common/scsi.h"
 #include "vhost-user/guest_buffers.h"
 
 namespace bulkhead::device {

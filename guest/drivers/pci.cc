@@ -43,14 +43,19 @@ void pci_write16(const PciFunction& f, uint8_t offset, uint16_t value) {
 bool pci_find(uint16_t vendor, uint16_t device_id, int n, PciFunction* out) {
   for (uint8_t bus = 0; bus < 4; ++bus)
     for (uint8_t dev = 0; dev < 32; ++dev) {
-      PciFunction f{bus, dev, 0, 0, 0};
-      uint32_t id = pci_read32(f, 0);
-      if ((id & 0xffff) != vendor || (id >> 16) != device_id) continue;
-      if (n-- > 0) continue;
-      f.vendor = vendor;
-      f.device_id = device_id;
-      *out = f;
-      return true;
+      // Functions 1-7 exist only behind a multi-function device 0 (QEMU's PIIX3 IDE is 01.1).
+      const PciFunction first{bus, dev, 0, 0, 0};
+      const uint8_t functions = (pci_read32(first, 0) & 0xffff) != 0xffff && (pci_read8(first, 0x0e) & 0x80) ? 8 : 1;
+      for (uint8_t fn = 0; fn < functions; ++fn) {
+        PciFunction f{bus, dev, fn, 0, 0};
+        uint32_t id = pci_read32(f, 0);
+        if ((id & 0xffff) != vendor || (id >> 16) != device_id) continue;
+        if (n-- > 0) continue;
+        f.vendor = vendor;
+        f.device_id = device_id;
+        *out = f;
+        return true;
+      }
     }
   return false;
 }

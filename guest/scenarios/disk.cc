@@ -92,12 +92,7 @@ bool scenario_scsi_disk(const char*, Context&) {
     print("BH-RESULT scsi-disk error=no-device\n");
     return false;
   }
-  bool ok = true;
-  const char* first_failure = "none";
-  auto expect = [&](bool condition, const char* what) {
-    if (!condition && ok) first_failure = what;
-    ok &= condition;
-  };
+  Checks checks;
   auto* data = static_cast<uint8_t*>(dma_alloc(4096, 512));
   uint8_t inquiry[6] = {0x12, 0, 0, 0, 96, 0};
   Segment in_seg{data, 96, true};
@@ -106,10 +101,10 @@ bool scenario_scsi_disk(const char*, Context&) {
   memcpy(vendor, data + 8, 8);
   memcpy(product, data + 16, 16);
   for (char* c = vendor; *c; ++c) if (*c == ' ') *c = '_';
-  expect(r.response == 0 && r.status == 0 && (data[0] & 0x1f) == 0, "inquiry");
+  checks.expect(r.response == 0 && r.status == 0 && (data[0] & 0x1f) == 0, "inquiry");
 
   uint8_t tur[6] = {0};
-  expect(scsi.command(tur, 6).status == 0, "test-unit-ready");  // retried past a UNIT ATTENTION
+  checks.expect(scsi.command(tur, 6).status == 0, "test-unit-ready");  // retried past a UNIT ATTENTION
 
   uint8_t rc16[16] = {0x9e, 0x10};
   rc16[13] = 32;
@@ -117,7 +112,7 @@ bool scenario_scsi_disk(const char*, Context&) {
   r = scsi.command(rc16, 16, &cap_seg, 1);
   uint64_t blocks = ((static_cast<uint64_t>(be32(data)) << 32) | be32(data + 4)) + 1;
   uint32_t block_size = be32(data + 8);
-  expect(r.status == 0 && block_size == kBlock && blocks >= 1024, "read-capacity-16");
+  checks.expect(r.status == 0 && block_size == kBlock && blocks >= 1024, "read-capacity-16");
 
   // Write patterned sites: aligned single buffers, unaligned buffers split across several
   // descriptors, direct chains and indirect tables.
@@ -136,7 +131,7 @@ bool scenario_scsi_disk(const char*, Context&) {
     if (r.response == 0 && r.status == 0) ++written;
   }
   uint8_t sync[10] = {0x35};
-  expect(scsi.command(sync, 10).status == 0, "synchronize-cache");
+  checks.expect(scsi.command(sync, 10).status == 0, "synchronize-cache");
   for (int site = 0; site < kPatternSites; ++site) {
     uint64_t lba = site_lba(site, blocks);
     uint8_t* buf = site % 3 ? site_buf + 5 : site_buf;
@@ -148,7 +143,7 @@ bool scenario_scsi_disk(const char*, Context&) {
     r = scsi.command(cdb, len, segs, n, 0, site % 4 == 3);
     if (r.response == 0 && r.status == 0 && check(buf, lba, kSiteBlocks)) ++verified;
   }
-  expect(written == kPatternSites && verified == kPatternSites, "patterns");
+  checks.expect(written == kPatternSites && verified == kPatternSites, "patterns");
 
   // Errors come back as CHECK CONDITION with sense data.
   uint8_t cdb[16];
@@ -160,26 +155,26 @@ bool scenario_scsi_disk(const char*, Context&) {
   VirtioScsiDriver::Result oob_write = scsi.command(cdb, len, &two, 1);
   uint8_t bad[6] = {0xc7};
   VirtioScsiDriver::Result badop = scsi.command(bad, 6);
-  expect(oob.status == 2 && oob.sense_key == 5 && oob.asc == 0x21, "read-beyond-end-sense");
-  expect(oob_write.status == 2 && oob_write.asc == 0x21, "write-across-end-sense");
-  expect(badop.status == 2 && badop.sense_key == 5 && badop.asc == 0x20, "invalid-opcode-sense");
+  checks.expect(oob.status == 2 && oob.sense_key == 5 && oob.asc == 0x21, "read-beyond-end-sense");
+  checks.expect(oob_write.status == 2 && oob_write.asc == 0x21, "write-across-end-sense");
+  checks.expect(badop.status == 2 && badop.sense_key == 5 && badop.asc == 0x20, "invalid-opcode-sense");
   len = rw_cdb(cdb, false, 0, 0, false);
-  ok &= scsi.command(cdb, len).status == 0;  // zero-length transfer
+  checks.ok &= scsi.command(cdb, len).status == 0;  // zero-length transfer
 
   uint8_t report_luns[12] = {0xa0};
   put_be32(report_luns + 6, 256);
   Segment luns_seg{data, 256, true};
   r = scsi.command(report_luns, 12, &luns_seg, 1);
   uint32_t luns = be32(data) / 8;
-  expect(r.status == 0 && luns >= 1, "report-luns");
+  checks.expect(r.status == 0 && luns >= 1, "report-luns");
   inquiry[4] = 36;
   Segment absent{data, 36, true};
   scsi.command(inquiry, 6, &absent, 1, 200);  // a LUN that is not there
-  expect(data[0] == 0x7f, "absent-lun-inquiry");
+  checks.expect(data[0] == 0x7f, "absent-lun-inquiry");
 
   // Task management on the control queue, and a command on every request queue.
-  expect(scsi.task_management(VirtioScsiDriver::kTmfLunReset, 0) == 0, "lun-reset");
-  expect(scsi.task_management(VirtioScsiDriver::kTmfAbortTask, 0) == 0, "abort-task");
+  checks.expect(scsi.task_management(VirtioScsiDriver::kTmfLunReset, 0) == 0, "lun-reset");
+  checks.expect(scsi.task_management(VirtioScsiDriver::kTmfAbortTask, 0) == 0, "abort-task");
   int queues_ok = 0;
   for (int q = 0; q < scsi.request_queues(); ++q) {
     uint64_t lba = site_lba(q, blocks);
@@ -188,12 +183,12 @@ bool scenario_scsi_disk(const char*, Context&) {
     VirtioScsiDriver::Result qr = scsi.command_on(q, cdb, len, &seg, 1);
     if (qr.response == 0 && qr.status == 0 && check(site_buf, lba, kSiteBlocks)) ++queues_ok;
   }
-  expect(queues_ok == scsi.request_queues(), "every-request-queue");
+  checks.expect(queues_ok == scsi.request_queues(), "every-request-queue");
 
   print("BH-RESULT scsi-disk request_queues=%d vendor=%s blocks=%lu written=%d verified=%d oob=%u/%x/%u badop=%u/%x/%u luns=%u failed_check=\"%s\" %s\n",
         scsi.request_queues(), vendor, blocks, written, verified, oob.sense_key, oob.asc, oob.ascq, badop.sense_key, badop.asc, badop.ascq, luns,
-        first_failure, ok ? "ok" : "FAILED");
-  return ok;
+        checks.first_failure, checks.ok ? "checks.ok" : "FAILED");
+  return checks.ok;
 }
 
 namespace {

@@ -74,3 +74,66 @@ for name, data in {
         'rc16': cdb([0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0]),
 }.items():
     write('fuzz_scsi_cdb', name, data)
+
+
+# fuzz_net_device: [queue 0 rx | 1 tx | 2 ctrl][count] {gpa le32, len le16, flags}... then bytes
+# (at guest 0x100000, and a frame from the host end)
+def net_seed(queue, descs, payload=b''):
+    return bytes([queue, len(descs)]) + b''.join(struct.pack('<IHB', a, l, f) for a, l, f in descs) + payload
+
+
+frame = bytes(12) + bytes([0xff] * 6) + bytes([0x52, 0x54, 0, 1, 2, 3]) + b'\x08\x06' + bytes(46)
+write('fuzz_net_device', 'tx', net_seed(1, [(0x100000, len(frame), 0)], frame))
+write('fuzz_net_device', 'tx-split-header', net_seed(1, [(0x100000, 5, 0), (0x100005, 7, 0), (0x10000c, 60, 0)], frame))
+write('fuzz_net_device', 'rx', net_seed(0, [(0x180000, 2048, 2)], frame[12:]))
+write('fuzz_net_device', 'rx-merged', net_seed(0, [(0x180000, 40, 2)], frame[12:] * 20))
+write('fuzz_net_device', 'ctrl-promisc', net_seed(2, [(0x100000, 3, 0), (0x100100, 1, 2)], b'\x00\x00\x01'))
+write('fuzz_net_device', 'ctrl-mac-table', net_seed(2, [(0x100000, 10, 0), (0x100100, 1, 2)], b'\x01\x00' + bytes(8)))
+
+
+# fuzz_e1000: records [op][offset le32][value le32]; ops 4 and 5 are followed by value % 4096 bytes
+def e1000_op(op, offset, value, payload=b''):
+    return struct.pack('<BII', op, offset, value) + payload
+
+
+def e1000_tx_setup():
+    ring = [e1000_op(0, off, v) for off, v in ((0x3800, 0x10000), (0x3804, 0), (0x3808, 256), (0x3810, 0), (0x3818, 0),
+                                                (0x400, 0x0103f0fa))]
+    return b''.join(ring)
+
+
+legacy = struct.pack('<QHBBBBH', 0x100000, 60, 0, 0x0b, 0, 0, 0)  # EOP | IFCS | RS
+write('fuzz_e1000', 'tx-legacy', e1000_tx_setup() + e1000_op(4, 0x100000, 60, bytes([0xff] * 6) + bytes(54)) +
+      e1000_op(4, 0x10000, 16, legacy) + e1000_op(0, 0x3818, 1))
+context = struct.pack('<BBHBBHIBBH', 14, 24, 33, 34, 50, 0, 0x27000000 | 200, 0, 54, 100)  # TSE TCP IP DEXT
+data_desc = struct.pack('<QIBBH', 0x100000, 0x2d100000 | 254, 0, 3, 0)  # EOP TSE RS DEXT, DTYP data, IXSM TXSM
+write('fuzz_e1000', 'tx-tso', e1000_tx_setup() + e1000_op(4, 0x100000, 254, bytes(254)) +
+      e1000_op(4, 0x10000, 32, context + data_desc) + e1000_op(0, 0x3818, 2))
+rx = [e1000_op(0, off, v) for off, v in ((0x2800, 0x20000), (0x2808, 256), (0x2810, 0), (0x2818, 15), (0x100, 0x8002))]
+write('fuzz_e1000', 'rx', e1000_op(4, 0x20000, 16, struct.pack('<Q', 0x200000) + bytes(8)) + b''.join(rx) +
+      e1000_op(5, 0, 60, bytes([0xff] * 6) + bytes(54)))
+write('fuzz_e1000', 'eeprom-mdic', e1000_op(0, 0x14, 0xff01) + e1000_op(0, 0x20, 0x08000000 | (7 << 21) | (31 << 16)) +
+      e1000_op(1, 0x14, 0) + e1000_op(2, 0, 0) + e1000_op(2, 1, 0x04000000))
+
+
+# fuzz_ide: records [op][where le32][value le32]; where = region << 16 | size index << 8 | offset.
+def ide_op(op, region, offset, value, size_index=0, payload=b''):
+    return struct.pack('<BII', op, region << 16 | size_index << 8 | offset, value) + payload
+
+
+def ide_command(opcode, lba=0, count=1, device=0xe0):
+    regs = [(2, count), (3, lba & 0xff), (4, (lba >> 8) & 0xff), (5, (lba >> 16) & 0xff), (6, device)]
+    return b''.join(ide_op(0, 0, r, v) for r, v in regs) + ide_op(0, 0, 7, opcode)
+
+
+sector = bytes(range(256)) * 2
+write('fuzz_ide', 'pio-write-read', ide_command(0x30, 8) + ide_op(2, 0, 0, 512, 1, sector) + ide_command(0x20, 8) +
+      ide_op(3, 0, 0, 512, 1))
+prd = struct.pack('<II', 0x20000, 0x80000000 | 4096)
+write('fuzz_ide', 'dma-read', ide_op(4, 0, 0, len(prd), 0, prd) + ide_op(0, 4, 4, 0x10000, 2) + ide_op(0, 4, 0, 0x08) +
+      ide_command(0xc8, 0, 8) + ide_op(0, 4, 0, 0x09) + ide_op(1, 4, 2, 0))
+cdb = bytes([0x28, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0])
+packet = b''.join(ide_op(0, 2, r, v) for r, v in ((6, 0xa0), (1, 0), (4, 0x00), (5, 0x20))) + ide_op(0, 2, 7, 0xa0)
+write('fuzz_ide', 'atapi-read', packet + struct.pack('<BII', 2, 0x100, len(cdb)) + cdb +
+      struct.pack('<BII', 3, 0x100, 4096))
+write('fuzz_ide', 'identify', ide_command(0xec) + ide_op(3, 0, 0, 512, 1))

@@ -16,12 +16,7 @@ class DeviceCommandTest : public VmTest {
  protected:
   void expect_usage_error(std::vector<std::string> args, const std::string& mentions) {
     args.insert(args.begin(), {bulkhead(), "device"});
-    Subprocess p(args, false);
-    EXPECT_EQ(p.wait(30s), 2) << p.err();
-    std::string err = without_notes(p.err());
-    EXPECT_EQ(err.rfind("bulkhead: error: ", 0), 0u) << p.err();
-    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << p.err();
-    EXPECT_NE(p.err().find(mentions), std::string::npos) << p.err();
+    VmTest::expect_usage_error(args, mentions);
   }
   std::string image() {
     std::string path = dir_.file("disk.img");

@@ -10,13 +10,7 @@ namespace {
 class LauncherInputTest : public VmTest {
  protected:
   void expect_usage_error(std::vector<std::string> args, const std::string& mentions) {
-    Subprocess vm(run_args(args), false);
-    EXPECT_EQ(vm.wait(30s), 2) << vm.err();
-    std::string err = without_notes(vm.err());
-    EXPECT_EQ(err.rfind("bulkhead: error: ", 0), 0u) << vm.err();
-    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << "one line: " << vm.err();
-    EXPECT_NE(vm.err().find(mentions), std::string::npos) << "expected '" << mentions << "' in: " << vm.err();
-    EXPECT_EQ(vm.out(), "");
+    VmTest::expect_usage_error(run_args(args), mentions);
   }
   std::string write_file(const std::string& name, const std::string& content) {
     std::string path = "/tmp/bulkhead-test-" + std::to_string(::getpid()) + "-" + name;

@@ -54,18 +54,22 @@ class LinuxGuestLab : public ::testing::Test {
   std::string run(const std::string& vms, const std::vector<std::pair<std::string, Guest>>& guests) {
     std::vector<std::string> files = bulkhead_payload();
     files.push_back("/usr/bin/qemu-storage-daemon:/opt/bulkhead/qemu-storage-daemon");
+    files.push_back("/usr/sbin/ip:/opt/bulkhead/ip");  // iproute2, for taps
     for (const char* tool : {"e2fsck", "debugfs"}) files.push_back(std::string("/usr/sbin/") + tool + ":/usr/sbin/" + tool);
     files.push_back(kLabDir + "host.sh:/opt/lab/host.sh");
     files.push_back(cloud_ + "/vmlinux:/opt/guests/cloud-vmlinux");
     files.push_back(cloud_ + "/vmlinuz:/opt/guests/cloud-vmlinuz");
     files.push_back(generic_ + "/vmlinuz:/opt/guests/generic-vmlinuz");
+    files.insert(files.end(), extra_files_.begin(), extra_files_.end());
     for (const auto& [kernel, guest] : guests) {
       std::string scenario = read_file(kLabDir + guest.scenario);
-      std::string image = make_initramfs(kernel, scenario, guest.modules, guest.files, &why_, true);
+      std::vector<std::string> guest_files = guest.files;
+      guest_files.push_back(kLabDir + "udhcpc.sh:/udhcpc.sh");  // for the guests with a NIC
+      std::string image = make_initramfs(kernel, scenario, guest.modules, guest_files, &why_, true);
       if (image.empty()) return "";
       files.push_back(image + ":/opt/guests/" + guest.initramfs);
     }
-    std::string l1 = make_initramfs(cloud_, "sh /opt/lab/host.sh " + vms, {"kvm-amd"}, files, &why_);
+    std::string l1 = make_initramfs(cloud_, "sh /opt/lab/host.sh " + vms, {"kvm-amd", "tun"}, files, &why_);
     if (l1.empty()) return "";
     bool finished = false;
     std::string out = run_nested_lab(cloud_, l1, "", &finished, std::chrono::seconds(600));
@@ -83,6 +87,7 @@ class LinuxGuestLab : public ::testing::Test {
   }
 
   std::string cloud_, generic_, why_;
+  std::vector<std::string> extra_files_;  // more files for L1 (SRC:DEST)
   const std::vector<std::string> e2fsprogs_ = {"/usr/sbin/mkfs.ext4:/usr/sbin/mkfs.ext4", "/etc/mke2fs.conf:/etc/mke2fs.conf"};
 };
 
@@ -142,6 +147,111 @@ TEST_F(LinuxGuestLab, CloudBzImageOnVirtioBlkFromQemuStorageDaemonAndTheGenericK
   expect_line(out, "LAB: generic exit 0");  // `reboot -f`: the reset ends the VM, as the README says
   expect_line(generic, "bulkhead: guest reset the machine (port 0xcf9)");
   EXPECT_EQ(boot_log_problems(generic), std::vector<std::string>{});
+}
+
+// Two NICs on Bulkhead's virtio-net processes, driven by Linux's virtio_net with MSI-X: DHCP
+// and HTTP through user-mode networking (bh-slirp), HTTP into the guest through a forwarded
+// host port, and HTTP and ping both ways through a tap with two queue pairs (the tap's
+// checksum and segmentation offloads on the way).
+TEST_F(LinuxGuestLab, CloudKernelOnTwoVirtioNetNicsUserModeAndATap) {
+  std::string out = run("net", {{cloud_, {"net.gz", "net-guest.sh", {"virtio_pci", "virtio_net"}, {}}}});
+  ASSERT_FALSE(out.empty()) << why_;
+  std::string l2 = lines_with_prefix(out, "NET| ");
+  SCOPED_TRACE("L1 output:\n" + out);
+  EXPECT_EQ(boot_log_problems(l2), std::vector<std::string>{});
+
+  expect_line(l2, "L2: nics eth0 eth1 lo");
+  expect_line(l2, "L2: eth0 mtu 1500, eth1 queues rx-0 rx-1 tx-0 tx-1");
+  expect_line(l2, "L2: dhcp 10.0.2.15 via 10.0.2.2 dns 10.0.2.3");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(LAB: blob ([0-9a-f]{32}))")));
+  expect_line(l2, "L2: user blob " + m[1].str());
+  expect_line(l2, "L2: tap blob " + m[1].str());
+  expect_line(l2, "L2: ping over the tap ok");
+  ASSERT_TRUE(std::regex_search(l2, m, std::regex(R"(L2: serving ([0-9a-f]{32}))")));
+  expect_line(out, "LAB: hostfwd got " + m[1].str());
+  expect_line(out, "LAB: tap got " + m[1].str());
+  expect_line(out, "LAB: ping over the tap ok");
+  ASSERT_TRUE(std::regex_search(l2, m, std::regex(R"(L2: virtio MSI-X vectors (\d+))")));
+  EXPECT_GE(std::stoul(m[1]), 5u) << "each NIC's queues have their own MSI-X vectors";
+  expect_line(l2, "L2: L1 says done");
+  expect_line(out, "LAB: net exit 0");
+}
+
+// Full-virtualization mode with Debian's generic kernel and its own e1000 driver (INTx, its
+// EEPROM and PHY, TSO and checksum offloads): DHCP and HTTP through user-mode networking, HTTP
+// and ping through a tap, and the guest's interface counters against the tap's.
+TEST_F(LinuxGuestLab, GenericKernelOnTwoE1000NicsInFullMode) {
+  std::string out = run("e1000", {{generic_, {"e1000.gz", "e1000-guest.sh", {"e1000"}, {}}}});
+  ASSERT_FALSE(out.empty()) << why_;
+  std::string l2 = lines_with_prefix(out, "E1K| ");
+  SCOPED_TRACE("L1 output:\n" + out);
+  EXPECT_EQ(boot_log_problems(l2), std::vector<std::string>{});
+  expect_line(l2, "e1000 0000:00:");  // the driver's probe
+  expect_line(l2, "L2: nics eth0 eth1 lo driver e1000");
+  expect_line(l2, "L2: eth0 carrier 1 speed 1000");
+  expect_line(l2, "L2: dhcp 10.0.2.15 via 10.0.2.2 dns 10.0.2.3");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(LAB: e1000 blob ([0-9a-f]{32}))")));
+  expect_line(l2, "L2: user blob " + m[1].str());
+  expect_line(l2, "L2: tap blob " + m[1].str());
+  expect_line(l2, "L2: ping over the tap ok");
+  expect_line(out, "LAB: e1000 exit 0");
+  // What the guest's driver counted on eth1 is what crossed the tap: its transmissions are
+  // the tap's receptions and the other way round.
+  std::smatch guest, tap;
+  ASSERT_TRUE(std::regex_search(l2, guest, std::regex(R"(L2: eth1 counters rx (\d+) tx (\d+) errors 0/0)")));
+  ASSERT_TRUE(std::regex_search(out, tap, std::regex(R"(LAB: tap counters rx (\d+) tx (\d+))")));
+  EXPECT_GT(std::stoul(guest[1]), 100u) << "the blob came over the tap";
+  EXPECT_EQ(guest[2].str(), tap[1].str()) << "frames the guest sent = frames the tap received";
+  EXPECT_EQ(guest[1].str(), tap[2].str()) << "frames the tap sent = frames the guest received";
+}
+
+// A complete full-virtualization VM with Debian's generic kernel and its own drivers: ata_piix
+// on Bulkhead's IDE controller (its ext4 disk checked by L1 with e2fsck and debugfs, a sparse
+// 200 GiB disk written beyond 128 GiB, an ISO9660 CD-ROM the test built), e1000 on user-mode
+// networking, the console on ttyS0.
+TEST_F(LinuxGuestLab, GenericKernelInFullModeOnIdeDisksACdromAndAnE1000) {
+  if (!have_program("xorriso")) GTEST_SKIP() << "needs xorriso to build the ISO (scripts/setup.sh installs it)";
+  TempDir dir;
+  std::string output;
+  ASSERT_EQ(run_command("mkdir " + dir.file("iso") + " && head -c 300000 /dev/urandom > " + dir.file("iso/blob.bin") +
+                            " && xorriso -as mkisofs -quiet -o " + dir.file("cd.iso") + " " + dir.file("iso"),
+                        &output),
+            0)
+      << output;
+  ASSERT_EQ(run_command("md5sum < " + dir.file("iso/blob.bin"), &output), 0);
+  const std::string iso_md5 = output.substr(0, 32);
+  extra_files_ = {dir.file("cd.iso") + ":/opt/guests/cd.iso"};
+  std::string out = run("ide", {{generic_, {"ide.gz", "ide-guest.sh", {"ata_piix", "sd_mod", "sr_mod", "isofs", "crc32c_generic", "ext4", "e1000"},
+                                            e2fsprogs_}}});
+  ASSERT_FALSE(out.empty()) << why_;
+  std::string l2 = lines_with_prefix(out, "IDE| ");
+  SCOPED_TRACE("L1 output:\n" + out);
+  EXPECT_EQ(boot_log_problems(l2), std::vector<std::string>{});
+  expect_line(l2, "scsi host0: ata_piix");
+  expect_line(l2, "L2: disks sda sdb sr0");
+  expect_line(l2, "L2: slave sectors 419430400 sr0 ro 1");
+  expect_line(l2, "L2: master driver ata_piix");
+  expect_line(l2, "L2: transfer modes XFER_MW_DMA_2 XFER_MW_DMA_2 XFER_MW_DMA_2");  // DMA, not PIO, on every drive
+  expect_line(l2, "L2: mkfs ok");
+  expect_line(l2, "L2: umount ok");
+  expect_line(out, "LAB: ide e2fsck 0");
+  expect_line(out, "LAB: ide hello written by L2 on bulkhead IDE");
+  expect_line(out, "LAB: ide numbers last 20000");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(l2, m, std::regex(R"(L2: random md5 ([0-9a-f]{32}))")));
+  expect_line(out, "LAB: ide random md5 " + m[1].str());
+  expect_line(l2, "L2: lba48 write ok");
+  expect_line(l2, "L2: lba48 read back ok");
+  ASSERT_TRUE(std::regex_search(l2, m, std::regex(R"(L2: lba48 md5 ([0-9a-f]{32}))")));
+  expect_line(out, "LAB: ide lba48 md5 " + m[1].str());
+  expect_line(l2, "L2: cdrom mount ok");
+  expect_line(l2, "L2: cdrom blob " + iso_md5);
+  expect_line(l2, "L2: dhcp 10.0.2.15 via 10.0.2.2");
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(LAB: ide blob ([0-9a-f]{32}))")));
+  expect_line(l2, "L2: user blob " + m[1].str());
+  expect_line(out, "LAB: ide exit 0");
 }
 
 }  // namespace

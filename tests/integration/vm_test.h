@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "tests/support/subprocess.h"
 
 namespace bulkhead::test {
@@ -29,6 +31,16 @@ class VmTest : public ::testing::Test {
       start = end;
     }
     return kept;
+  }
+  // Bad input: a one-line error naming the problem (`mentions`), exit status 2, no output.
+  static void expect_usage_error(const std::vector<std::string>& argv, const std::string& mentions) {
+    Subprocess p(argv, false);
+    EXPECT_EQ(p.wait(30s), 2) << p.err();
+    std::string err = without_notes(p.err());
+    EXPECT_EQ(err.rfind("bulkhead: error: ", 0), 0u) << p.err();
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << "one line: " << p.err();
+    EXPECT_NE(p.err().find(mentions), std::string::npos) << "expected '" << mentions << "' in: " << p.err();
+    EXPECT_EQ(p.out(), "");
   }
   static std::vector<std::string> run_args(std::vector<std::string> extra) {
     std::vector<std::string> args = {bulkhead(), "run"};

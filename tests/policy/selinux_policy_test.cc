@@ -125,7 +125,7 @@ TEST_F(SelinuxPolicyTest, AccessDecisions) {
   const std::string core1 = domain("core", kVm1), serial1 = domain("serial", kVm1), scsi1 = domain("virtio_scsi", kVm1),
                     ide1 = domain("ide", kVm1), net1 = domain("virtio_net", kVm1), e1000_1 = domain("e1000", kVm1),
                     balloon1 = domain("virtio_balloon", kVm1), scsi2 = domain("virtio_scsi", kVm2),
-                    core2 = domain("core", kVm2);
+                    core2 = domain("core", kVm2), slirp1 = domain("slirp", kVm1);
   const std::string image1 = object("bulkhead_image_t", kVm1), image2 = object("bulkhead_image_t", kVm2),
                     shared = object("bulkhead_image_ro_t", "s0"), socket1 = object("bulkhead_socket_t", kVm1),
                     socket2 = object("bulkhead_socket_t", kVm2), ram1 = object("bulkhead_tmpfs_t", kVm1),
@@ -181,6 +181,17 @@ TEST_F(SelinuxPolicyTest, AccessDecisions) {
       {scsi1, core1, "process", "ptrace", false, "devices do not trace the core"},
       {scsi1, state1, "dir", "search", false, "roles have no business in the state directory"},
       {scsi1, scsi1, "tcp_socket", "create", false, "no network sockets"},
+      {net1, net1, "tcp_socket", "create", false, "virtio-net opens no network socket (bh-slirp does)"},
+      {net1, net1, "udp_socket", "create", false, "... nor a UDP one"},
+      {slirp1, slirp1, "tcp_socket", "create connect", true, "user-mode networking makes the guest's connections"},
+      {slirp1, slirp1, "udp_socket", "create write", true, "... and its UDP flows"},
+      {slirp1, object("http_port_t", "s0"), "tcp_socket", "name_connect", true, "... to any port"},
+      {slirp1, object("unreserved_port_t", "s0"), "tcp_socket", "name_bind", true, "forwarded host ports"},
+      {slirp1, ram1, "file", "create write", true, "its root's /etc/resolv.conf, written before the root turns read-only"},
+      {slirp1, image1, "file", "read", false, "bh-slirp never touches images"},
+      {slirp1, tap, "chr_file", "read", false, "bh-slirp has no tap"},
+      {slirp1, kvm, "chr_file", "ioctl", false, "only the core has /dev/kvm"},
+      {slirp1, object("shadow_t", "s0"), "file", "read", false, "host files"},
       {scsi1, object("bulkhead_core_exec_t", "s0"), "file", "entrypoint", false, "a device cannot become the core"},
       {scsi1, object("shadow_t", "s0"), "file", "read", false, "host files"},
   };
@@ -192,13 +203,12 @@ TEST_F(SelinuxPolicyTest, AccessDecisions) {
                            << " }" << (ok ? "" : "\n  denied: " + why);
   }
 
-  // Every kind of the device table with a process: a domain the launcher enters from its
+  // Every process role of the device table (devices and helpers): a domain the launcher enters from its
   // executable, that reaches its own VM's sockets and guest RAM and nothing of another VM.
-  for (const devices::DeviceKind* kind : devices::device_table()) {
-    if (kind->selinux_type.empty()) continue;
-    SCOPED_TRACE(kind->name);
-    std::string self = "system_u:system_r:" + kind->selinux_type + ":" + kVm1;
-    std::string exec_type = kind->selinux_type.substr(0, kind->selinux_type.size() - 2) + "_exec_t";
+  for (const devices::ProcessRole& role : devices::process_roles()) {
+    SCOPED_TRACE(role.process_name);
+    std::string self = "system_u:system_r:" + role.selinux_type + ":" + kVm1;
+    std::string exec_type = role.selinux_type.substr(0, role.selinux_type.size() - 2) + "_exec_t";
     std::string why;
     EXPECT_TRUE(allowed(kLauncher, self, "process", "transition", &why)) << why;
     EXPECT_TRUE(allowed(self, object(exec_type, "s0"), "file", "entrypoint", &why)) << why;

@@ -12,7 +12,7 @@
 #include <set>
 
 #include "common/error.h"
-#include "device-procs/virtio-scsi/block_backend.h"
+#include "device-procs/common/block_backend.h"
 #include "launcher/cgroup.h"
 #include "launcher/resources.h"
 #include "launcher/svirt.h"

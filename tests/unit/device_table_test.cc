@@ -25,24 +25,29 @@ std::string read_source(const std::string& path) {
 }
 
 TEST(DeviceTable, EveryKindWithAProcessIsConfined) {
-  std::string te = read_source("selinux/bulkhead.te"), fc = read_source("selinux/bulkhead.fc");
-  ASSERT_FALSE(te.empty());
   for (const DeviceKind* kind : device_table()) {
     SCOPED_TRACE(kind->name);
     if (kind->executable.empty()) {
-      EXPECT_TRUE(kind->policy.empty() && kind->selinux_type.empty()) << "a kind without a process has no role";
-      continue;
+      EXPECT_TRUE(kind->policy.empty() && kind->selinux_type.empty() && kind->helper_roles.empty())
+          << "a kind without a process has no role";
     }
-    EXPECT_NO_THROW(policy::load_policy(kind->policy)) << "policy/" << kind->policy << ".policy";
-    EXPECT_GT(policy::allowed_syscall_count(policy::load_policy(kind->policy)), 0u);
-    ASSERT_EQ(kind->selinux_type.rfind("bulkhead_", 0), 0u);
-    ASSERT_GT(kind->selinux_type.size(), 11u);
-    std::string role = kind->selinux_type.substr(9, kind->selinux_type.size() - 11);
-    EXPECT_NE(te.find("bulkhead_role_template(" + role + ")"), std::string::npos) << "selinux/bulkhead.te declares the domain";
-    EXPECT_NE(fc.find("/" + kind->executable + "\t"), std::string::npos) << "selinux/bulkhead.fc labels the executable";
-    EXPECT_NE(fc.find("bulkhead_" + role + "_exec_t"), std::string::npos);
-    EXPECT_FALSE(kind->process_name.empty());
-    EXPECT_LE(kind->process_name.size(), 15u) << "a process name the kernel keeps whole";
+  }
+  std::string te = read_source("selinux/bulkhead.te"), fc = read_source("selinux/bulkhead.fc");
+  ASSERT_FALSE(te.empty());
+  std::vector<ProcessRole> roles = process_roles();
+  ASSERT_GE(roles.size(), 4u) << "serial, virtio-scsi, virtio-net and bh-slirp at least";
+  for (const ProcessRole& role : roles) {
+    SCOPED_TRACE(role.executable);
+    EXPECT_NO_THROW(policy::load_policy(role.policy)) << "policy/" << role.policy << ".policy";
+    EXPECT_GT(policy::allowed_syscall_count(policy::load_policy(role.policy)), 0u);
+    ASSERT_EQ(role.selinux_type.rfind("bulkhead_", 0), 0u);
+    ASSERT_GT(role.selinux_type.size(), 11u);
+    std::string name = role.selinux_type.substr(9, role.selinux_type.size() - 11);
+    EXPECT_NE(te.find("bulkhead_role_template(" + name + ")"), std::string::npos) << "selinux/bulkhead.te declares the domain";
+    EXPECT_NE(fc.find("/" + role.executable + "\t"), std::string::npos) << "selinux/bulkhead.fc labels the executable";
+    EXPECT_NE(fc.find("bulkhead_" + name + "_exec_t"), std::string::npos);
+    EXPECT_FALSE(role.process_name.empty());
+    EXPECT_LE(role.process_name.size(), 15u) << "a process name the kernel keeps whole";
   }
 }
 
@@ -51,15 +56,15 @@ TEST(DeviceTable, NamesExecutablesAndOptionsAreUnambiguous) {
   std::map<std::string, std::set<std::string>> selectors;  // option -> selectors of its kinds
   for (const DeviceKind* kind : device_table()) {
     EXPECT_TRUE(names.insert(kind->name).second) << kind->name;
-    if (!kind->executable.empty()) {
-      EXPECT_TRUE(executables.insert(kind->executable).second) << kind->executable;
-      EXPECT_TRUE(processes.insert(kind->process_name).second) << kind->process_name;
-    }
     EXPECT_EQ(find_kind(kind->name), kind);
     for (const OptionSpec& o : kind->options()) {
       EXPECT_EQ(o.name.rfind("--", 0), 0u) << o.name;
       EXPECT_TRUE(selectors[o.name].insert(o.selector).second) << o.name << " " << o.selector << " twice";
     }
+  }
+  for (const ProcessRole& role : process_roles()) {
+    EXPECT_TRUE(executables.insert(role.executable).second) << role.executable;
+    EXPECT_TRUE(processes.insert(role.process_name).second) << role.process_name;
   }
   for (const auto& [option, kinds] : selectors) {
     if (kinds.size() > 1) {

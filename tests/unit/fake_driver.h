@@ -2,16 +2,22 @@
 // way a guest would, so the device-side code sees exactly what it sees in a VM.
 #pragma once
 
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <stdexcept>
 #include <vector>
 
+#include "common/event_loop.h"
 #include "common/mapping.h"
 #include "common/unique_fd.h"
+#include "vhost-user/backend.h"
+#include "vhost-user/connection.h"
 #include "vhost-user/memory_map.h"
+#include "vhost-user/protocol.h"
 #include "vhost-user/virtqueue.h"
 
 namespace bulkhead::test {
@@ -98,6 +104,82 @@ class DriverQueue {
   GuestRam& ram_;
   uint16_t size_;
   uint64_t desc_, avail_, used_;
+};
+
+// The front-end's side of a vhost-user connection to a back-end served by `loop` in the same
+// thread: messages as QEMU 7.2 sends them, and guest RAM to lay rings in.
+class FrontEnd {
+ public:
+  explicit FrontEnd(EventLoop& loop) : loop_(loop) {
+    int sv[2];
+    ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+    front = std::make_unique<vhost_user::Connection>(UniqueFd(sv[0]));
+    backend_end_.reset(sv[1]);
+  }
+  // The back-end's end of the connection, once.
+  UniqueFd take_backend_socket() { return std::move(backend_end_); }
+
+  void pump() {
+    while (loop_.run_once(20) > 0) {
+    }
+  }
+  void send(const vhost_user::Message& m, std::vector<int> fds = {}) {
+    front->send(m, fds);
+    pump();
+  }
+  vhost_user::Message call(const vhost_user::Message& m, std::vector<int> fds = {}) {
+    send(m, fds);
+    vhost_user::Message r;
+    if (!front->receive(r)) throw std::runtime_error("no reply");
+    return r;
+  }
+  template <typename T>
+  static vhost_user::Message msg(vhost_user::Request r, const T& body, uint32_t flags = 0) {
+    return vhost_user::Message::make(static_cast<uint32_t>(r), body, flags);
+  }
+  static vhost_user::Message empty(vhost_user::Request r) { return vhost_user::Message::make_empty(static_cast<uint32_t>(r)); }
+  static UniqueFd eventfd() { return UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)); }
+  static uint64_t read_counter(int fd) {
+    uint64_t v = 0;
+    return ::read(fd, &v, 8) == 8 ? v : 0;
+  }
+  static void kick(int fd) {
+    uint64_t one = 1;
+    if (::write(fd, &one, 8) != 8) throw std::runtime_error("kick");
+  }
+  // The QEMU 7.2 start sequence for one queue, after negotiation.
+  void start_queue(DriverQueue& q, uint32_t index, int kick, int call_fd) {
+    using vhost_user::Request;
+    send(msg(Request::kSetVringNum, vhost_user::VringState{index, q.size()}));
+    send(msg(Request::kSetVringBase, vhost_user::VringState{index, 0}));
+    send(msg(Request::kSetVringAddr, q.addr(index)));
+    send(msg(Request::kSetVringKick, uint64_t{index}), {kick});
+    send(msg(Request::kSetVringCall, uint64_t{index}), {call_fd});
+    send(msg(Request::kSetVringEnable, vhost_user::VringState{index, 1}));
+  }
+  void set_mem_table() {
+    vhost_user::MemoryTable table{};
+    table.nregions = 1;
+    table.regions[0] = ram.region();
+    vhost_user::Message m;
+    m.header = {static_cast<uint32_t>(vhost_user::Request::kSetMemTable), vhost_user::kVersion, 0};
+    m.payload.resize(8 + sizeof(vhost_user::MemoryRegion));
+    std::memcpy(m.payload.data(), &table, m.payload.size());
+    send(m, {ram.fd()});
+  }
+  void negotiate(uint64_t features) {
+    using vhost_user::Request;
+    send(empty(Request::kSetOwner));
+    send(msg(Request::kSetProtocolFeatures, vhost_user::Backend::kProtocolFeatures));
+    send(msg(Request::kSetFeatures, features | vhost_user::feature::kProtocolFeatures));
+  }
+
+  GuestRam ram;
+  std::unique_ptr<vhost_user::Connection> front;
+
+ private:
+  EventLoop& loop_;
+  UniqueFd backend_end_;
 };
 
 }  // namespace bulkhead::test

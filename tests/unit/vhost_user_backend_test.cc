@@ -2,9 +2,6 @@
 // orders that bite and malformed messages.
 #include "vhost-user/backend.h"
 
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-
 #include <gtest/gtest.h>
 
 #include "common/error.h"
@@ -50,67 +47,13 @@ class EchoDevice : public BackendDevice {
   std::pair<uint32_t, size_t> last_config_write{};
 };
 
-class BackendTest : public ::testing::Test {
+class BackendTest : public ::testing::Test, public test::FrontEnd {
  protected:
-  BackendTest() {
-    int sv[2];
-    ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
-    front = std::make_unique<Connection>(UniqueFd(sv[0]));
-    backend = std::make_unique<Backend>(device, loop, UniqueFd(sv[1]));
-  }
-  void pump() {
-    while (loop.run_once(20) > 0) {
-    }
-  }
-  void send(const Message& m, std::vector<int> fds = {}) {
-    front->send(m, fds);
-    pump();
-  }
-  Message call(const Message& m, std::vector<int> fds = {}) {
-    send(m, fds);
-    Message r;
-    EXPECT_TRUE(front->receive(r));
-    return r;
-  }
-  template <typename T>
-  static Message msg(Request r, const T& body, uint32_t flags = 0) {
-    return Message::make(static_cast<uint32_t>(r), body, flags);
-  }
-  static Message empty(Request r) { return Message::make_empty(static_cast<uint32_t>(r)); }
-  UniqueFd eventfd() { return UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)); }
-  // The QEMU 7.2 start sequence for one queue, after negotiation.
-  void start_queue(DriverQueue& q, uint32_t index, int kick, int call_fd) {
-    send(msg(Request::kSetVringNum, VringState{index, q.size()}));
-    send(msg(Request::kSetVringBase, VringState{index, 0}));
-    send(msg(Request::kSetVringAddr, q.addr(index)));
-    send(msg(Request::kSetVringKick, uint64_t{index}), {kick});
-    send(msg(Request::kSetVringCall, uint64_t{index}), {call_fd});
-    send(msg(Request::kSetVringEnable, VringState{index, 1}));
-  }
-  void set_mem_table() {
-    MemoryTable table{};
-    table.nregions = 1;
-    table.regions[0] = ram.region();
-    Message m;
-    m.header = {static_cast<uint32_t>(Request::kSetMemTable), kVersion, 0};
-    m.payload.resize(8 + sizeof(MemoryRegion));
-    std::memcpy(m.payload.data(), &table, m.payload.size());
-    send(m, {ram.fd()});
-  }
-  void negotiate() {
-    send(empty(Request::kSetOwner));
-    send(msg(Request::kSetProtocolFeatures, Backend::kProtocolFeatures));
-    send(msg(Request::kSetFeatures, device.features() | feature::kProtocolFeatures));
-  }
-  uint64_t read_counter(int fd) {
-    uint64_t v = 0;
-    return ::read(fd, &v, 8) == 8 ? v : 0;
-  }
+  BackendTest() : FrontEnd(loop) { backend = std::make_unique<Backend>(device, loop, take_backend_socket()); }
+  void negotiate() { FrontEnd::negotiate(device.features()); }
 
   EventLoop loop;
   EchoDevice device;
-  GuestRam ram;
-  std::unique_ptr<Connection> front;
   std::unique_ptr<Backend> backend;
 };
 

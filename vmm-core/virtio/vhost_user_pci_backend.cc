@@ -1,5 +1,7 @@
 #include "vmm-core/virtio/vhost_user_pci_backend.h"
 
+#include <sys/random.h>
+
 #include <cstring>
 
 #include "common/error.h"
@@ -15,6 +17,13 @@ namespace {
 constexpr uint64_t kTransportMask = feature::kAccessPlatform | feature::kRingPacked | feature::kProtocolFeatures |
                                     (1ull << 35) | (1ull << 36) | (1ull << 37) | (1ull << 38) | (1ull << 39) |
                                     (1ull << 40) | (1ull << 41);
+
+// virtio-net features (virtio 1.x, 5.1.3) the core must know of.
+constexpr uint64_t kNetMac = 1ull << 5, kNetStatus = 1ull << 16, kNetCtrlVq = 1ull << 17, kNetMq = 1ull << 22;
+// Those that need the control queue, which a back-end without a configuration space of its
+// own is not asked to serve.
+constexpr uint64_t kNetNeedsCtrlVq = kNetCtrlVq | (1ull << 18) | (1ull << 19) | (1ull << 20) | (1ull << 21) | kNetMq |
+                                     (1ull << 23);
 
 vhost_user::VirtioType known_type(const std::string& name, uint16_t id) {
   auto type = vhost_user::virtio_type(id);
@@ -33,17 +42,45 @@ VhostUserPciBackend::VhostUserPciBackend(std::string name, uint16_t device_type,
   features_ = frontend_.features() & ~kTransportMask;
   if (!(features_ & feature::kVersion1))
     throw InputError("vhost-user back-end " + name_ + " does not offer VIRTIO_F_VERSION_1");
-  config_ = frontend_.get_config(type_.config_size);
   uint32_t queues = frontend_.queue_num();
+  if (type_.name == "net" && !frontend_.has_config()) {
+    config_ = front_end_net_config();
+    queues = 2;
+  } else {
+    config_ = frontend_.get_config(type_.config_size);
+  }
   if (type_.name == "scsi") {
     uint32_t request_queues;
     std::memcpy(&request_queues, config_.data(), 4);
     queues = 2 + std::max(request_queues, 1u);
+  } else if (type_.name == "net" && frontend_.has_config()) {
+    // Receive and transmit rings per pair the back-end offers, then its control queue.
+    uint16_t pairs = 1;
+    if (features_ & kNetMq) std::memcpy(&pairs, config_.data() + 8, 2);
+    queues = 2u * std::max<uint16_t>(pairs, 1) + ((features_ & kNetCtrlVq) ? 1 : 0);
   } else if (queues == 0) {
     queues = type_.default_queues;
   }
   if (queues == 0 || queues > 64) throw InputError("vhost-user back-end " + name_ + " has " + std::to_string(queues) + " queues");
   queues_ = static_cast<uint16_t>(queues);
+}
+
+// A virtio-net back-end without GET_CONFIG (DPDK's, for one) leaves the configuration to its
+// front-end: one queue pair, link up, and a random locally administered address (QEMU gives
+// every such NIC the same one unless told otherwise).
+std::vector<uint8_t> VhostUserPciBackend::front_end_net_config() {
+  features_ = (features_ & ~kNetNeedsCtrlVq) | kNetMac | kNetStatus;
+  std::vector<uint8_t> config(type_.config_size, 0);
+  uint8_t mac[6];
+  // Six random bytes into our buffer.
+  if (::getrandom(mac, sizeof mac, 0) != sizeof mac) throw_errno("getrandom");
+  mac[0] = static_cast<uint8_t>((mac[0] & 0xfc) | 0x02);  // locally administered, unicast
+  std::memcpy(config.data(), mac, 6);
+  config[6] = 1;  // VIRTIO_NET_S_LINK_UP
+  config[8] = 1;  // max_virtqueue_pairs
+  spdlog::info("{}: the back-end has no configuration space; MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", name_,
+               mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+  return config;
 }
 
 void VhostUserPciBackend::read_config(uint32_t offset, std::span<uint8_t> data) {

@@ -42,6 +42,7 @@ class VhostUserPciBackend : public VirtioPciBackend {
   void reset() override;
 
  private:
+  std::vector<uint8_t> front_end_net_config();
   uint64_t guest_to_frontend(uint64_t gpa, uint64_t length) const;
   void start(uint64_t features, const std::vector<Queue>& queues);
   // Runs a request; a timeout reports the back-end lost before the error goes on.

@@ -1,7 +1,8 @@
 # L1: the host the Linux guests (L2) run on, under Bulkhead. Runs the VMs named on its command
 # line in turn and checks what each left behind with the host's own tools. Prints "LAB:"
-# lines for the test; each VM's console log follows with a prefix ("PVH| ", "BLK| ", "GEN| ").
-#   host.sh scsi|blk|generic...
+# lines for the test; each VM's console log follows with a prefix ("PVH| ", "BLK| ", "GEN| ",
+# "NET| ", "E1K| ", "IDE| ").
+#   host.sh scsi|blk|generic|net|e1000|ide...
 mount -t tmpfs tmp /tmp
 mkdir -p /run /mnt && mount -t tmpfs run /run
 B=/opt/bulkhead
@@ -59,6 +60,81 @@ timeout 300 $B/bulkhead run --name generic --kernel $G/generic-vmlinuz --initrd 
   --cmdline "console=ttyS0" --serial file=/tmp/generic.log > /tmp/generic.err 2>&1
 echo "LAB: generic exit $?"
 sed 's/^/GEN| /' /tmp/generic.log /tmp/generic.err
+}
+
+# Two virtio-net NICs: user-mode networking with a forwarded port, and a multiqueue tap.
+net() {
+ip=/opt/bulkhead/ip
+ip link set lo up
+$ip tuntap add dev bhtap0 mode tap vnet_hdr multi_queue
+$ip addr add 10.0.3.1/24 dev bhtap0
+$ip link set bhtap0 up
+mkdir -p /tmp/www
+dd if=/dev/urandom of=/tmp/www/blob bs=64k count=64 2>/dev/null
+echo "LAB: blob $(md5sum < /tmp/www/blob)"
+httpd -p 8000 -h /tmp/www
+timeout 400 $B/bulkhead run --name net --kernel $G/cloud-vmlinux --initrd $G/net.gz --memory 256M --cpus 2 \
+  --net user,hostfwd=tcp:127.0.0.1:8080-:80 --net tap=bhtap0,queues=2 --cmdline "console=ttyS0" \
+  --serial file=/tmp/net.log > /tmp/net.err 2>&1 &
+vm=$!
+for i in $(seq 240); do grep -q L2-NET-READY /tmp/net.log 2>/dev/null && break; kill -0 $vm 2>/dev/null || break; sleep 1; done
+if grep -q L2-NET-READY /tmp/net.log; then
+  echo "LAB: hostfwd got $(timeout 60 wget -q -O - http://127.0.0.1:8080/guest.txt)"
+  echo "LAB: tap got $(timeout 60 wget -q -O - http://10.0.3.2/guest.txt)"
+  ping -c 2 -W 5 10.0.3.2 > /dev/null && echo "LAB: ping over the tap ok"
+  echo "done" > /tmp/www/word
+else
+  echo "LAB: L2 did not get ready"
+  kill $vm
+fi
+wait $vm
+echo "LAB: net exit $?"
+sed 's/^/NET| /' /tmp/net.log /tmp/net.err
+}
+
+# Full-virtualization mode: two e1000 NICs, user-mode networking and a tap; Debian's generic kernel.
+e1000() {
+ip=/opt/bulkhead/ip
+ip link set lo up
+echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6
+$ip tuntap add dev bhtap1 mode tap vnet_hdr
+$ip addr add 10.0.3.1/24 dev bhtap1
+$ip link set bhtap1 up
+mkdir -p /tmp/www
+dd if=/dev/urandom of=/tmp/www/blob bs=64k count=64 2>/dev/null
+echo "LAB: e1000 blob $(md5sum < /tmp/www/blob)"
+pidof httpd > /dev/null || httpd -p 8000 -h /tmp/www
+timeout 400 $B/bulkhead run --name e1000 --mode full --kernel $G/generic-vmlinuz --initrd $G/e1000.gz --memory 256M \
+  --net user --net tap=bhtap1 --cmdline "console=ttyS0" --serial file=/tmp/e1000.log > /tmp/e1000.err 2>&1
+echo "LAB: e1000 exit $?"
+s=/sys/class/net/bhtap1/statistics
+echo "LAB: tap counters rx $(cat $s/rx_packets) tx $(cat $s/tx_packets)"
+sed 's/^/E1K| /' /tmp/e1000.log /tmp/e1000.err
+}
+
+# A complete full-virtualization VM (Debian's generic kernel): an ext4 disk and a sparse 200 GiB
+# disk on IDE, the test's ISO on the IDE CD-ROM, an e1000 on user-mode networking, ttyS0.
+ide() {
+ip link set lo up
+mkdir -p /tmp/www
+dd if=/dev/urandom of=/tmp/www/blob bs=64k count=16 2>/dev/null
+echo "LAB: ide blob $(md5sum < /tmp/www/blob)"
+pidof httpd > /dev/null || httpd -p 8000 -h /tmp/www
+truncate -s 64M /tmp/ide.img
+truncate -s 200G /tmp/ide-big.img
+timeout 400 $B/bulkhead run --name ide --mode full --kernel $G/generic-vmlinuz --initrd $G/ide.gz --memory 256M \
+  --disk /tmp/ide.img --disk /tmp/ide-big.img --cdrom $G/cd.iso --net user --cmdline "console=ttyS0" \
+  --serial file=/tmp/ide.log > /tmp/ide.err 2>&1
+echo "LAB: ide exit $?"
+sed 's/^/IDE| /' /tmp/ide.log /tmp/ide.err
+/usr/sbin/e2fsck -fn /tmp/ide.img > /tmp/ide-fsck.log 2>&1
+echo "LAB: ide e2fsck $?"
+echo "LAB: ide hello $(/usr/sbin/debugfs -R 'cat /hello.txt' /tmp/ide.img 2>/dev/null)"
+echo "LAB: ide numbers last $(/usr/sbin/debugfs -R 'cat /numbers.txt' /tmp/ide.img 2>/dev/null | tail -1)"
+/usr/sbin/debugfs -R "dump /random.bin /tmp/ide-random.bin" /tmp/ide.img 2>/dev/null
+echo "LAB: ide random md5 $(md5sum < /tmp/ide-random.bin)"
+echo "LAB: ide lba48 md5 $(dd if=/tmp/ide-big.img bs=64k skip=2457600 count=16 2>/dev/null | md5sum)"
+rm -f /tmp/ide.img /tmp/ide-big.img /tmp/ide-random.bin
 }
 
 for vm in "$@"; do $vm; done

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <span>
 
 namespace bulkhead::device::scsi {
 
@@ -47,6 +49,26 @@ inline std::array<uint8_t, 18> fixed_sense(Sense s) {
   b[12] = s.asc;
   b[13] = s.ascq;
   return b;
+}
+
+// Big-endian fields of CDBs and of the data SCSI returns.
+inline uint16_t be16(std::span<const uint8_t> p, size_t at) { return static_cast<uint16_t>(p[at] << 8 | p[at + 1]); }
+inline uint32_t be32(std::span<const uint8_t> p, size_t at) {
+  return static_cast<uint32_t>(p[at]) << 24 | static_cast<uint32_t>(p[at + 1]) << 16 | static_cast<uint32_t>(p[at + 2]) << 8 |
+         p[at + 3];
+}
+inline uint64_t be64(std::span<const uint8_t> p, size_t at) { return static_cast<uint64_t>(be32(p, at)) << 32 | be32(p, at + 4); }
+inline void put_be16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+inline void put_be32(uint8_t* p, uint32_t v) {
+  put_be16(p, static_cast<uint16_t>(v >> 16));
+  put_be16(p + 2, static_cast<uint16_t>(v));
+}
+inline void put_be64(uint8_t* p, uint64_t v) {
+  put_be32(p, static_cast<uint32_t>(v >> 32));
+  put_be32(p + 4, static_cast<uint32_t>(v));
 }
 
 // How a command ended.

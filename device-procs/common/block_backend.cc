@@ -1,4 +1,4 @@
-#include "device-procs/virtio-scsi/block_backend.h"
+#include "device-procs/common/block_backend.h"
 
 #include <fcntl.h>
 #include <sys/syscall.h>
