@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 
 #include <atomic>
+#include <functional>
 #include <cstring>
 
 #include "common/error.h"
@@ -89,16 +90,30 @@ class RemoteRegion : public BusDevice {
   std::atomic<bool> lost_{false};
 };
 
+}  // namespace
+
 // The device's PCI function: the core keeps the standard header and places the BARs; the
-// BARs' registers and device-specific configuration space are the device's.
-class RemotePciFunction : public PciDevice {
+// BARs' registers and device-specific configuration space are the device's, except for an
+// MSI capability the core keeps (it decides where the device's INTx signals go).
+class LegacyDeviceProxy::RemotePciFunction : public PciDevice {
  public:
+  // MSI enabled or disabled, or its message changed: (enabled, address, data).
+  using MsiChanged = std::function<void(bool, uint64_t, uint32_t)>;
+
   RemotePciFunction(const legacy::PciFunctionInfo& pci, std::vector<std::shared_ptr<BusDevice>> bar_regions,
                     std::shared_ptr<BusDevice> config)
       : PciDevice(pci.vendor, pci.device, pci.class_code, pci.revision, pci.subsystem_vendor, pci.subsystem),
         bar_regions_(std::move(bar_regions)),
-        config_(std::move(config)) {
+        config_(std::move(config)),
+        msi_(pci.msi_offset) {
     set_interrupt_pin(pci.interrupt_pin);
+    if (msi_) {
+      // MSI, 32-bit address, one vector: ID, next, control, address, data.
+      const uint8_t capability[legacy::kMsiCapabilitySize] = {kMsiCapabilityId};
+      add_capability(capability, msi_);
+      const uint8_t writable[legacy::kMsiCapabilitySize] = {0, 0, 0x01, 0, 0xfc, 0xff, 0xff, 0xff, 0xff, 0xff};
+      set_writable(msi_, writable);
+    }
     for (int bar = 0; bar < legacy::kPciBars; ++bar)
       if (bar_regions_[bar])
         define_bar(bar, pci.bars[bar].size,
@@ -115,15 +130,18 @@ class RemotePciFunction : public PciDevice {
   void bar_write_string(int bar, uint64_t offset, uint8_t size, uint32_t count, const uint8_t* items) override {
     bar_regions_[bar]->write_string(offset, size, count, items);
   }
+  void on_msi_change(MsiChanged changed) { msi_changed_ = std::move(changed); }
 
  protected:
   bool read_device_config(uint16_t offset, size_t size, uint32_t* value) override {
+    if (in_msi(offset, size)) return false;  // the core's own bytes
     std::vector<uint8_t> bytes(size, 0);
     if (config_) config_->read(offset, bytes);
     *value = static_cast<uint32_t>(load_le(bytes));
     return true;
   }
   bool write_device_config(uint16_t offset, uint32_t value, size_t size) override {
+    if (in_msi(offset, size)) return false;
     std::vector<uint8_t> bytes(size);
     store_le(bytes, value);
     if (config_) config_->write(offset, bytes);
@@ -134,11 +152,29 @@ class RemotePciFunction : public PciDevice {
     store_le(bytes, command);
     if (config_) config_->write(legacy::kPciConfigCommand, bytes);
   }
+  void config_written(uint16_t offset, size_t size) override {
+    if (!in_msi(offset, size) || !msi_changed_) return;
+    const uint8_t* c = config() + msi_;
+    uint32_t address;
+    uint16_t data;
+    std::memcpy(&address, c + 4, 4);
+    std::memcpy(&data, c + 8, 2);
+    msi_changed_(c[2] & 0x01, address, data);
+  }
 
  private:
+  static constexpr uint8_t kMsiCapabilityId = 0x05;
+  bool in_msi(uint16_t offset, size_t size) const {
+    return msi_ && offset < msi_ + legacy::kMsiCapabilitySize && offset + size > msi_;
+  }
+
   std::vector<std::shared_ptr<BusDevice>> bar_regions_;
   std::shared_ptr<BusDevice> config_;
+  uint8_t msi_;
+  MsiChanged msi_changed_;
 };
+
+namespace {
 
 std::string kind_name(const legacy::DeviceInfo& info) {
   return std::string(info.kind, strnlen(info.kind, sizeof info.kind));
@@ -177,6 +213,10 @@ LegacyDeviceProxy::LegacyDeviceProxy(std::string name, UniqueFd socket, const ip
           b.size < (io ? 4u : 16u) || (b.size & (b.size - 1)) || info_.region_size[b.region] > b.size)
         refuse("describes an invalid BAR " + std::to_string(bar));
     }
+    const uint8_t msi = info_.pci.msi_offset;
+    if (msi && (msi < legacy::kPciDeviceConfigStart || msi % 4 || msi > 256 - legacy::kMsiCapabilitySize ||
+                !info_.pci.interrupt_pin))
+      refuse("places its MSI capability at an invalid offset " + std::to_string(msi));
   }
 
   if (info_.flags & legacy::kDeviceNeedsGuestMemory) {
@@ -220,6 +260,7 @@ void LegacyDeviceProxy::attach(Bus& pio, Bus& mmio, PciBus& pci, IrqRouter& rout
     UniqueFd trigger = make_eventfd(name_ + " interrupt");
     UniqueFd resample = level ? make_eventfd(name_ + " interrupt resample") : UniqueFd();
     router.assign_irqfd(trigger.get(), gsi, resample.get());
+    if (irq.pci_intx() && info_.pci.msi_offset) steer_by_msi(router, trigger.get(), gsi, resample.get());
     legacy::IrqSetting setting{static_cast<uint32_t>(i), level ? legacy::kIrqLevel : 0};
     std::vector<int> fds = {trigger.get()};
     if (level) fds.push_back(resample.get());
@@ -228,6 +269,26 @@ void LegacyDeviceProxy::attach(Bus& pio, Bus& mmio, PciBus& pci, IrqRouter& rout
     irqfds_.push_back(std::move(trigger));
     if (resample) irqfds_.push_back(std::move(resample));
   }
+}
+
+// With MSI on, the device's INTx signals become messages: its irqfd moves from the slot's
+// GSI (level, with resample) to an MSI route, and back when MSI is off. The device does not
+// know: it signals on each rising edge of its output either way, which is MSI's semantics.
+void LegacyDeviceProxy::steer_by_msi(IrqRouter& router, int trigger, uint32_t intx_gsi, int resample) {
+  pci_function_->on_msi_change([this, &router, trigger, intx_gsi, resample](bool on, uint64_t address, uint32_t data) {
+    if (on && msi_gsi_ < 0) {
+      msi_gsi_ = static_cast<int64_t>(router.add_msi(address, data));
+      router.deassign_irqfd(trigger, intx_gsi);
+      router.assign_irqfd(trigger, static_cast<uint32_t>(msi_gsi_));
+    } else if (on) {
+      router.update_msi(static_cast<uint32_t>(msi_gsi_), address, data);
+    } else if (msi_gsi_ >= 0) {
+      router.deassign_irqfd(trigger, static_cast<uint32_t>(msi_gsi_));
+      router.remove_msi(static_cast<uint32_t>(msi_gsi_));
+      msi_gsi_ = -1;
+      router.assign_irqfd(trigger, intx_gsi, resample);
+    }
+  });
 }
 
 }  // namespace bulkhead::core

@@ -36,7 +36,9 @@ class LegacyDeviceProxy {
   const legacy::DeviceInfo& info() const { return info_; }
 
  private:
+  class RemotePciFunction;
   std::shared_ptr<BusDevice> region(uint8_t index);
+  void steer_by_msi(IrqRouter& router, int trigger, uint32_t intx_gsi, int resample);
 
   std::string name_;
   ipc::LegacyAttachment attachment_;
@@ -44,7 +46,8 @@ class LegacyDeviceProxy {
   legacy::DeviceInfo info_{};
   std::vector<UniqueFd> irqfds_;  // with their resample eventfds; KVM keeps its own references
   std::shared_ptr<legacy::AccessRingProducer> ring_;
-  std::shared_ptr<PciDevice> pci_function_;
+  std::shared_ptr<RemotePciFunction> pci_function_;
+  int64_t msi_gsi_ = -1;  // the MSI route of its INTx line while MSI is on
   VmControl& vm_;
 };
 

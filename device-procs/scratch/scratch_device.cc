@@ -31,6 +31,7 @@ legacy::DeviceInfo ScratchDevice::info() const {
   info.pci.class_code = 0xff0000;
   info.pci.interrupt_pin = 1;
   info.pci.config_region = kConfig;
+  info.pci.msi_offset = 0xc0;  // the core's MSI capability; this device's config space is 0x40
   info.pci.bars[0] = {4096, static_cast<uint8_t>(legacy::BarKind::kMemory32), kRegisters, 0};
   info.pci.bars[1] = {16, static_cast<uint8_t>(legacy::BarKind::kIo), kFifo, 0};
   return info;

@@ -187,7 +187,7 @@ bool scenario_scsi_disk(const char*, Context&) {
 
   print("BH-RESULT scsi-disk request_queues=%d vendor=%s blocks=%lu written=%d verified=%d oob=%u/%x/%u badop=%u/%x/%u luns=%u failed_check=\"%s\" %s\n",
         scsi.request_queues(), vendor, blocks, written, verified, oob.sense_key, oob.asc, oob.ascq, badop.sense_key, badop.asc, badop.ascq, luns,
-        checks.first_failure, checks.ok ? "checks.ok" : "FAILED");
+        checks.first_failure, checks.ok ? "ok" : "FAILED");
   return checks.ok;
 }
 

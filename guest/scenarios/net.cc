@@ -111,7 +111,7 @@ bool scenario_net(const char* arg, Context& context) {
   print("BH-RESULT net mac=%s mtu=%u echoed=%d/%d merged_max=%u ctrl=%d/%d partial=%d mq=%d rx_pairs=%u/%u "
         "failed_check=\"%s\" %s\n",
         mac, nic.mtu(), echoed, kEchoes, link.max_buffers(), ctrl_ok, ctrl_refused, partial, mq_echoed,
-        link.frames_on(0), link.frames_on(1), checks.first_failure, checks.ok ? "checks.ok" : "FAILED");
+        link.frames_on(0), link.frames_on(1), checks.first_failure, checks.ok ? "ok" : "FAILED");
   return checks.ok;
 }
 

@@ -20,12 +20,15 @@ namespace {
 constexpr uint32_t kMagic = 0x5c7a7c40;
 constexpr uint16_t kFixedPort = 0x520;
 constexpr uint8_t kIsaIrq = 10;
-constexpr uint8_t kIntxVector = 0x60;
+constexpr uint8_t kIntxVector = 0x60, kMsiVector = 0x64;
 constexpr uint32_t kDone = 1, kOutsideRam = 2, kBusMasterOff = 4;
 
 uint64_t intx_count;
 void on_intx() { __atomic_add_fetch(&intx_count, 1, __ATOMIC_RELAXED); }
 uint64_t intx() { return __atomic_load_n(&intx_count, __ATOMIC_RELAXED); }
+uint64_t msi_interrupts;
+void on_msi() { __atomic_add_fetch(&msi_interrupts, 1, __ATOMIC_RELAXED); }
+uint64_t msi_count() { return __atomic_load_n(&msi_interrupts, __ATOMIC_RELAXED); }
 
 template <typename F>
 bool wait_until(F condition, uint64_t us, const Context& context) {
@@ -124,6 +127,28 @@ bool scenario_scratch(const char*, Context& context) {
   expect(intx() == after_lowering, "intx-quiet-once-lowered");
   ioapic_mask(gsi);
 
+  // MSI (the core's capability): the same line, now as a message on each rising edge.
+  uint8_t msi = pci_capability(fn, 0x05);
+  expect(msi != 0, "msi-capability");
+  uint64_t intx_before_msi = intx();
+  if (msi) {
+    set_vector_handler(kMsiVector, on_msi);
+    pci_write32(fn, static_cast<uint8_t>(msi + 4), 0xfee00000u | apic_id() << 12);
+    pci_write16(fn, static_cast<uint8_t>(msi + 8), kMsiVector);
+    pci_write16(fn, static_cast<uint8_t>(msi + 2), static_cast<uint16_t>(pci_read16(fn, static_cast<uint8_t>(msi + 2)) | 1));
+    ioapic_route(gsi, kIntxVector, true, static_cast<uint8_t>(apic_id()));  // INTx must stay quiet
+    for (int edge = 0; edge < 2; ++edge) {
+      set(0x24, 1);
+      expect(wait_until([edge] { return msi_count() == static_cast<uint64_t>(edge + 1); }, 5'000'000, context), "msi");
+      set(0x24, 0);
+    }
+    pci_write16(fn, static_cast<uint8_t>(msi + 2), static_cast<uint16_t>(pci_read16(fn, static_cast<uint8_t>(msi + 2)) & ~1));
+    settle = rdtsc() + 20'000 * context.tsc_per_us;
+    while (rdtsc() < settle) pause();
+    expect(msi_count() == 2 && intx() == intx_before_msi, "msi-only-while-enabled");
+    ioapic_mask(gsi);
+  }
+
   // An edge on the ISA line, through the 8259.
   pic_unmask(kIsaIrq);
   uint64_t isa_before = irq_count(kIsaIrq);
@@ -132,8 +157,8 @@ bool scenario_scratch(const char*, Context& context) {
   pic_mask(kIsaIrq);
 
   bool ok = failed[0] == 'n';
-  print("BH-RESULT scratch gsi=%u intx=%lu isa_irqs=%lu failed_check=\"%s\" %s\n", gsi, intx(),
-        irq_count(kIsaIrq) - isa_before, failed, ok ? "ok" : "FAILED");
+  print("BH-RESULT scratch gsi=%u intx=%lu isa_irqs=%lu msi=%lu failed_check=\"%s\" %s\n", gsi, intx(),
+        irq_count(kIsaIrq) - isa_before, msi_count(), failed, ok ? "ok" : "FAILED");
   return ok;
 }
 

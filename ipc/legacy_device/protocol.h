@@ -41,10 +41,14 @@ struct PciFunctionInfo {
   uint8_t revision;
   uint8_t interrupt_pin;   // 1 = INTA; 0: no INTx
   uint8_t config_region;   // kNoRegion: device-specific config space reads as zero
-  uint8_t reserved;
+  // Where the core keeps an MSI capability (kMsiCapabilitySize bytes, dword-aligned, in
+  // 0x40-0xff) that steers the device's INTx line to a message; 0: no MSI. The device does
+  // not see accesses to those bytes.
+  uint8_t msi_offset;
   PciBarInfo bars[kPciBars];
 };
 inline constexpr uint16_t kPciConfigCommand = 0x04;
+inline constexpr uint8_t kMsiCapabilitySize = 12;
 inline constexpr uint16_t kPciDeviceConfigStart = 0x40;
 
 struct DeviceInfo {

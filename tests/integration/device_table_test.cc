@@ -38,9 +38,10 @@ TEST_F(DeviceTableTest, TheTestGuestDrivesTheScratchDeviceThroughEveryPath) {
     uint32_t gsi = core::platform::pci_intx_gsi(with_disk ? 2 : 1, 0);
     EXPECT_NE(vm.out().find("gsi=" + std::to_string(gsi) + " "), std::string::npos) << "the slot decides the GSI\n" << vm.out();
     std::smatch m;
-    ASSERT_TRUE(std::regex_search(vm.out(), m, std::regex("intx=(\\d+) isa_irqs=(\\d+)"))) << vm.out();
+    ASSERT_TRUE(std::regex_search(vm.out(), m, std::regex("intx=(\\d+) isa_irqs=(\\d+) msi=(\\d+)"))) << vm.out();
     EXPECT_GE(std::stoul(m[1]), 5u) << "a raised level line fires again after every EOI";
     EXPECT_EQ(std::stoul(m[2]), 1u) << "one edge, one interrupt";
+    EXPECT_EQ(std::stoul(m[3]), 2u) << "with MSI on, each rising edge of the line is one message, and INTx is quiet";
   }
 }
 

@@ -11,6 +11,8 @@
 #include <fstream>
 #include <random>
 
+#include <regex>
+
 #include "tests/integration/vm_test.h"
 #include "tests/support/lab.h"
 #include "tests/support/net_peer.h"
@@ -56,6 +58,7 @@ TEST_F(NetTest, UserNetworkingCarriesUdpThroughTheGatewayToTheHost) {
                               "BH-RESULT net mac=52:54:00:12:34:56 mtu=1500 echoed=48/48");
   EXPECT_NE(out.find("ctrl=4/3"), std::string::npos) << "the control queue took four commands and refused three";
   EXPECT_NE(out.find("merged_max=3"), std::string::npos) << "a full-size frame spans three 512-byte buffers";
+  EXPECT_TRUE(std::regex_search(out, std::regex("failed_check=\"none\" ok\\s"))) << out;
   EXPECT_GE(echo.echoed(), 49);
 }
 

@@ -53,6 +53,7 @@ TEST_F(VirtioDiskTest, GuestDriverOnOurVirtioScsiProcessDiskBackedImage) {
   EXPECT_NE(vm.out().find("vendor=BULKHEAD blocks=131072 written=64 verified=64 oob=5/21/0 badop=5/20/0 luns=1"),
             std::string::npos)
       << vm.out();
+  EXPECT_TRUE(std::regex_search(vm.out(), std::regex("failed_check=\"none\" ok\\s"))) << vm.out();
   EXPECT_EQ(verified_sites(image, 131072), kSites) << "the guest's writes are on the image";
 }
 

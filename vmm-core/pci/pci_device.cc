@@ -50,8 +50,8 @@ void PciDevice::define_bar(int index, uint64_t size, BarKind kind) {
   if (kind == BarKind::kMemory64) bar_upper_[index + 1] = true;
 }
 
-uint8_t PciDevice::add_capability(std::span<const uint8_t> body) {
-  uint8_t at = next_capability_;
+uint8_t PciDevice::add_capability(std::span<const uint8_t> body, uint8_t at) {
+  if (!at) at = next_capability_;
   std::memcpy(&config_[at], body.data(), body.size());
   config_[at + 1] = 0;
   if (last_capability_) config_[last_capability_ + 1] = at;

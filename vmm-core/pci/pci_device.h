@@ -54,7 +54,8 @@ class PciDevice {
   // INTA..INTD as 1..4 (0: none); call in the constructor.
   void set_interrupt_pin(uint8_t pin) { config_[0x3d] = pin; }
   // Appends a capability (body[0] = ID; body[1] is filled with the link); returns its offset.
-  uint8_t add_capability(std::span<const uint8_t> body);
+  // `at` (dword-aligned) places it there instead of after the previous one.
+  uint8_t add_capability(std::span<const uint8_t> body, uint8_t at = 0);
   // Bytes of config space the guest may write (outside the standard header).
   void set_writable(uint16_t offset, std::span<const uint8_t> mask);
   // After the guest wrote [offset, offset+size) of config space outside the header.
