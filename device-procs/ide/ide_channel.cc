@@ -457,14 +457,14 @@ void IdeChannel::set_features() {
 
 // --- PIO ---------------------------------------------------------------------------------------
 
-void IdeChannel::start_pio_in(std::shared_ptr<std::vector<uint8_t>> data, size_t block_bytes, bool interrupt) {
+void IdeChannel::start_pio_in(std::shared_ptr<std::vector<uint8_t>> data, size_t block_bytes) {
   buffer_ = std::move(data);
   block_bytes_ = block_bytes;
   pos_ = block_start_ = 0;
   end_ = std::min(block_bytes_, buffer_->size());
   phase_ = Phase::kPioIn;
   active().status = kIdle | status::kDrq;
-  if (interrupt) raise_irq();
+  raise_irq();
 }
 
 void IdeChannel::read_data(std::span<uint8_t> bytes) {

@@ -78,7 +78,6 @@ class IdeChannel {
   void write_bus_master(uint8_t offset, uint8_t size, uint32_t value);
 
   IrqLine& irq() { return irq_; }
-  IdeDrive& drive(int index) { return drives_[index]; }
   // Runs image I/O completions (the controller watches each backend's completion fd).
   void complete_io();
 
@@ -103,7 +102,7 @@ class IdeChannel {
   bool address(bool ext, uint64_t& lba, uint32_t& sectors);
   void set_features();
   // Data transfers.
-  void start_pio_in(std::shared_ptr<std::vector<uint8_t>> data, size_t block_bytes, bool interrupt = true);
+  void start_pio_in(std::shared_ptr<std::vector<uint8_t>> data, size_t block_bytes);
   void pio_block_done();
   void ata_read_chunk();
   void ata_write_block_done();
@@ -112,7 +111,6 @@ class IdeChannel {
   bool dma_iovecs(uint64_t length, std::vector<iovec>& iov, bool& longer);
   // ATAPI.
   void packet_received();
-  void atapi_reply(std::vector<uint8_t> data);
   void atapi_read_chunk();
   void atapi_next_block();
   void atapi_complete();
@@ -137,8 +135,9 @@ class IdeChannel {
   int active_ = 0;           // the drive running the command
   uint64_t generation_ = 0;  // bumped when a command ends early; stale I/O completions see it
   std::unique_ptr<Command> command_;
-  // The PIO buffer: its current DRQ block is [block_start_, end_), read or written up to pos_. Each read has its own buffer, kept
-  // alive by its I/O until completion, so a cancelled read never writes into a later one's.
+  // The PIO buffer: its current DRQ block is [block_start_, end_), moved up to pos_. Each read
+  // has its own buffer, kept alive by its I/O until completion, so a cancelled read never
+  // writes into a later one's.
   std::shared_ptr<std::vector<uint8_t>> buffer_;
   size_t pos_ = 0, end_ = 0, block_start_ = 0, block_bytes_ = 0;
 };

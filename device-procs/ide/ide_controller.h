@@ -38,7 +38,6 @@ class IdeController : public LegacyDeviceModel {
   void attach_irq(uint32_t index, UniqueFd trigger, UniqueFd resample) override;
   void attach_memory(const vhost_user::MemoryMap& memory) override { dma_.memory = &memory; }
 
-  IdeChannel& channel(int index) { return *channels_[index]; }
   const IdeCounters& counters() const { return counters_; }
 
  private:
