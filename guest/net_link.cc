@@ -112,8 +112,15 @@ bool Link::echo(uint32_t seq, uint32_t n, uint16_t port, uint16_t pair) {
   for (uint32_t i = 0; i < n; ++i) payload[i] = payload_byte(seq, i);
   if (!send_udp(payload, n, port, pair)) return false;
   uint8_t back[kMaxPayload];
-  uint32_t got = wait_udp(back, sizeof back, port, 2000000);
-  return got == n && memcmp(back, payload, n) == 0;
+  // A late answer to an earlier datagram is skipped: it must not pass for this one's (and
+  // make every later echo one behind).
+  const uint64_t deadline = rdtsc() + 2000000 * tsc_per_us_;
+  for (uint64_t now = rdtsc(); now < deadline; now = rdtsc()) {
+    uint32_t got = wait_udp(back, sizeof back, port, (deadline - now) / tsc_per_us_);
+    if (got == n && memcmp(back, payload, n) == 0) return true;
+    if (!got) return false;
+  }
+  return false;
 }
 
 uint32_t Link::flood(uint16_t port, uint32_t count, uint32_t size, uint64_t* microseconds) {
