@@ -16,10 +16,9 @@ constexpr uint16_t kIdetimDecodeEnable = 0x8000;
 
 IdeController::IdeController(EventLoop& loop, std::array<IdeDrive, 4> drives) : loop_(loop) {
   for (int c = 0; c < 2; ++c) {
-    for (int d = 0; d < 2; ++d) {
+    for (int d = 0; d < 2; ++d) {  // each drive has its own image and so its own backend
       IdeDrive& drive = drives[2 * c + d];
-      if (!drive.backend || std::find(watched_.begin(), watched_.end(), drive.backend->completion_fd()) != watched_.end())
-        continue;
+      if (!drive.backend) continue;
       watched_.push_back(drive.backend->completion_fd());
       loop_.add(watched_.back(), EPOLLIN, [this, c](uint32_t) { channels_[c]->complete_io(); });
     }
