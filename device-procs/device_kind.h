@@ -51,6 +51,8 @@ struct VmContext {
   // measured best for it (disks 200 µs; NICs 0, see the README's benchmarks).
   std::optional<uint32_t> poll_us;
   std::string vm_name;     // may be empty (the launcher picks one later)
+  uint64_t memory_bytes = 64ull << 20;  // guest RAM
+  uint64_t memory_page_size = 4096;     // of its backing: 2 MiB with --memory ...,hugepages=on
 };
 
 // One confined process of a VM besides the core: its executable (beside the launcher), process

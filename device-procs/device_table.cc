@@ -11,6 +11,7 @@ extern const DeviceKind& ide_kind();
 extern const DeviceKind& virtio_scsi_kind();
 extern const DeviceKind& virtio_net_kind();
 extern const DeviceKind& e1000_kind();
+extern const DeviceKind& virtio_balloon_kind();
 extern const DeviceKind& vhost_user_peer_kind();
 #ifdef BULKHEAD_TEST_DEVICES
 extern const DeviceKind& scratch_kind();
@@ -23,6 +24,7 @@ const std::vector<const DeviceKind*>& device_table() {
       &virtio_scsi_kind(),
       &virtio_net_kind(),
       &e1000_kind(),
+      &virtio_balloon_kind(),
       &vhost_user_peer_kind(),
 #ifdef BULKHEAD_TEST_DEVICES
       &scratch_kind(),

@@ -159,6 +159,14 @@ isr_common:
   add $16, %rsp
   iretq
 
+/* halt_until() (cpu.h): the #UD handler recognises this ud2, halts, and resumes after it. */
+.section .text
+.globl halt_trap_call, halt_trap
+halt_trap_call:
+halt_trap:
+  ud2
+  ret
+
 /* Drops to CPL3: enter_user_mode(entry, user_stack_top, arg). */
 .section .text
 .globl enter_user_mode

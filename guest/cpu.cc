@@ -6,6 +6,8 @@
 
 extern "C" {
 extern uint8_t isr_stubs[];
+extern uint8_t halt_trap[];
+void halt_trap_call();
 extern uint64_t gdt_tss_descriptors[];
 [[noreturn]] void enter_user_mode(void (*entry)(uint64_t), uint64_t stack_top, uint64_t arg);
 void isr_dispatch(guest::InterruptFrame* frame);
@@ -51,6 +53,9 @@ IrqHandler irq_handlers[16];
 uint64_t irq_counts[16];
 IrqHandler vector_handlers[256];
 uint64_t vector_counts[256];
+// What halt_until() waits for.
+uint8_t halt_vector;
+uint64_t halt_count;
 
 void build_idt() {
   for (int v = 0; v < 256; ++v) {
@@ -94,6 +99,12 @@ void enter_user(int cpu, void (*entry)(uint64_t), uint64_t arg) {
   enter_user_mode(entry, reinterpret_cast<uint64_t>(user_stacks[cpu + 1]) - 16, arg);
 }
 
+void halt_until(uint8_t vector, uint64_t count) {
+  halt_vector = vector;
+  halt_count = count;
+  halt_trap_call();
+}
+
 void set_irq_handler(uint8_t irq, IrqHandler handler) { irq_handlers[irq] = handler; }
 uint64_t irq_count(uint8_t irq) { return __atomic_load_n(&irq_counts[irq], __ATOMIC_RELAXED); }
 void set_vector_handler(uint8_t vector, IrqHandler handler) { vector_handlers[vector] = handler; }
@@ -104,6 +115,13 @@ uint64_t vector_count(uint8_t vector) { return __atomic_load_n(&vector_counts[ve
 using namespace guest;
 
 extern "C" void isr_dispatch(InterruptFrame* f) {
+  constexpr uint64_t kUd = 6, kUd2Length = 2;
+  if (f->vector == kUd && f->rip == reinterpret_cast<uint64_t>(halt_trap)) {
+    f->rip += kUd2Length;
+    // Interrupts on only while halted: each runs nested, on this stack, and then we halt again.
+    while (__atomic_load_n(&vector_counts[halt_vector], __ATOMIC_RELAXED) < halt_count) asm volatile("sti; hlt; cli" ::: "memory");
+    return;
+  }
   if (f->vector < 32) {
     uint64_t cr2;
     asm volatile("mov %%cr2, %0" : "=r"(cr2));

@@ -28,5 +28,10 @@ uint64_t irq_count(uint8_t irq);
 // Runs at CPL0 for a local-APIC vector (0x30-0xef, e.g. an MSI); the APIC gets its EOI after.
 void set_vector_handler(uint8_t vector, IrqHandler handler);
 uint64_t vector_count(uint8_t vector);
+// CPL3: halts this CPU, as an idle OS does, until local-APIC `vector` has been taken `count`
+// times in all (interrupts are handled meanwhile). hlt is privileged and PVM passes neither
+// `int n` nor `syscall` from CPL3 to the guest, so this enters CPL0 through #UD (a ud2 at a
+// known address) and halts there, in one entry for the whole wait.
+void halt_until(uint8_t vector, uint64_t count);
 
 }  // namespace guest

@@ -25,6 +25,8 @@ constexpr Scenario kScenarios[] = {
     {"e1000", scenario_e1000},           {"e1000-hostile", scenario_e1000_hostile}, {"bench-e1000", scenario_bench_e1000},
     {"ide", scenario_ide},               {"ide-hostile", scenario_ide_hostile},
     {"bench-ide", scenario_bench_ide},
+    {"balloon", scenario_balloon},       {"balloon-hostile", scenario_balloon_hostile},
+    {"bench-balloon", scenario_bench_balloon}, {"idle", scenario_idle},
 };
 constexpr const char* kDefaultScenarios = "hello smp";
 constexpr uint8_t kStatusFailed = 3;

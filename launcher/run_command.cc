@@ -69,6 +69,7 @@ ipc::CoreConfig core_config(const VmPlan& plan, const CoreResources& r, std::vec
   c.set_kernel_fd(fds.add(r.kernel.get()));
   c.set_initrd_fd(fds.add(r.initrd.get()));
   c.set_memory_bytes(plan.memory);
+  c.set_hugepages(plan.hugepages);
   c.set_cpus(plan.cpus);
   c.set_cmdline(plan.cmdline);
   c.set_device_poll_us(plan.context.poll_us.value_or(200));

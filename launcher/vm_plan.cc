@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <fstream>
 
 #include "common/error.h"
 #include "launcher/options.h"
@@ -114,14 +115,47 @@ std::vector<std::string> role_policies() {
   return roles;
 }
 
+namespace {
+
+// The free 2 MiB pages of the hugetlb pool: free, less those other mappings reserved.
+uint64_t free_huge_pages() {
+  auto read_count = [](const char* name) -> uint64_t {
+    std::ifstream in(std::string("/sys/kernel/mm/hugepages/hugepages-2048kB/") + name);
+    uint64_t value = 0;
+    in >> value;
+    return value;
+  };
+  uint64_t free = read_count("free_hugepages"), reserved = read_count("resv_hugepages");
+  return free > reserved ? free - reserved : 0;
+}
+
+// `--memory SIZE[,hugepages=on]`.
+void plan_memory(const std::string& text, VmPlan& plan) {
+  devices::OptionItems items = devices::parse_option_items("--memory", text, {"hugepages"});
+  std::string size_text = items.first;
+  plan.memory = parse_memory_size(size_text);
+  uint64_t host_memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  if (plan.memory < (16ull << 20)) throw InputError("--memory " + size_text + " is too small; the minimum is 16M");
+  if (plan.memory % 4096) throw InputError("--memory " + size_text + " is not a multiple of 4 KiB");
+  if (plan.memory > host_memory)
+    throw InputError("--memory " + size_text + " exceeds this host's " + std::to_string(host_memory >> 20) + " MiB of RAM");
+  std::string huge = items.get("hugepages").value_or("off");
+  if (huge != "on" && huge != "off") throw InputError("--memory " + text + ": hugepages takes on or off");
+  plan.hugepages = huge == "on";
+  if (!plan.hugepages) return;
+  constexpr uint64_t kHugePage = 2ull << 20;
+  if (plan.memory % kHugePage) throw InputError("--memory " + text + ": with hugepages=on the size must be a multiple of 2M");
+  uint64_t needed = plan.memory / kHugePage, available = free_huge_pages();
+  if (available < needed)
+    throw InputError("--memory " + text + " needs " + std::to_string(needed) + " free 2 MiB huge pages and " +
+                     std::to_string(available) + " are free (raise /proc/sys/vm/nr_hugepages)");
+}
+
+}  // namespace
+
 VmPlan plan_vm(const RunOptions& options) {
   VmPlan plan;
-  plan.memory = parse_memory_size(options.memory);
-  uint64_t host_memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  if (plan.memory < (16ull << 20)) throw InputError("--memory " + options.memory + " is too small; the minimum is 16M");
-  if (plan.memory % 4096) throw InputError("--memory " + options.memory + " is not a multiple of 4 KiB");
-  if (plan.memory > host_memory)
-    throw InputError("--memory " + options.memory + " exceeds this host's " + std::to_string(host_memory >> 20) + " MiB of RAM");
+  plan_memory(options.memory, plan);
   if (options.cpus == 0 || options.cpus > kMaxCpus) throw InputError("--cpus must be between 1 and " + std::to_string(kMaxCpus));
   plan.cpus = options.cpus;
   plan.kernel = options.kernel.value_or(executable_dir() + "/bulkhead-test-guest.elf");
@@ -131,7 +165,8 @@ VmPlan plan_vm(const RunOptions& options) {
   check_selftest(options.sandbox.selftest, role_policies());
 
   Mode mode = options.mode == "full" ? Mode::kFull : Mode::kParavirt;
-  plan.context = {mode, options.cpus, options.device_poll_us, options.sandbox.name.value_or("")};
+  plan.context = {mode,         options.cpus, options.device_poll_us, options.sandbox.name.value_or(""),
+                  plan.memory,  plan.hugepages ? 2ull << 20 : 4096};
   auto routed = route_device_options(options.device_options, mode);
   for (const DeviceKind* kind : devices::device_table())
     for (auto& instance : kind->plan(routed[kind], plan.context)) plan.devices.push_back({kind, std::move(instance)});

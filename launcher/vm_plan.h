@@ -41,6 +41,7 @@ struct PlannedDevice {
 
 struct VmPlan {
   uint64_t memory = 0;
+  bool hugepages = false;  // guest RAM in 2 MiB pages from the hugetlb pool
   uint32_t cpus = 1;
   std::string kernel;
   std::optional<std::string> initrd;

@@ -35,6 +35,12 @@ void MemoryMap::add(const MemoryRegion& r, UniqueFd fd) {
   regions_.push_back(Region{r, std::move(mapping)});
 }
 
+std::optional<uint64_t> MemoryMap::host_to_gpa(const uint8_t* host) const {
+  for (const Region& r : regions_)
+    if (host >= r.host() && host < r.host() + r.desc.memory_size) return r.desc.guest_phys_addr + (host - r.host());
+  return std::nullopt;
+}
+
 bool MemoryMap::remove(const MemoryRegion& r) {
   auto it = std::find_if(regions_.begin(), regions_.end(), [&](const Region& x) {
     return x.desc.guest_phys_addr == r.guest_phys_addr && x.desc.userspace_addr == r.userspace_addr &&

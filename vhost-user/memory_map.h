@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "common/mapping.h"
@@ -33,6 +34,8 @@ class MemoryMap {
   // Splits [gpa, gpa+len) at region boundaries (regions adjacent in guest-physical space);
   // appends the pieces to `out`. False if any byte is not guest memory.
   bool gpa_to_ranges(uint64_t gpa, uint64_t len, std::vector<HostRange>& out) const;
+  // The guest-physical address of a host pointer into a region, if it is one.
+  std::optional<uint64_t> host_to_gpa(const uint8_t* host) const;
   // Host pointer for a front-end virtual address range (vring addresses), else nullptr.
   uint8_t* uva_to_host(uint64_t uva, uint64_t len) const;
 

@@ -1,6 +1,7 @@
 #include "vmm-core/guest_memory.h"
 
 #include <fcntl.h>
+#include <linux/memfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -11,16 +12,26 @@
 
 namespace bulkhead::core {
 
-GuestMemory::GuestMemory(uint64_t size) : size_(size) {
+GuestMemory::GuestMemory(uint64_t size, bool hugepages) : size_(size) {
+  if (hugepages && size % kHugePage) throw InputError("guest RAM in 2 MiB pages must be a multiple of 2 MiB");
   // An anonymous memory file; devices later map the same pages through this fd.
-  memfd_.reset(::memfd_create("bulkhead-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!memfd_) throw_errno("memfd_create for guest RAM");
+  unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING | (hugepages ? MFD_HUGETLB | MFD_HUGE_2MB : 0);
+  memfd_.reset(::memfd_create("bulkhead-guest-ram", flags));
+  if (!memfd_) throw_errno(hugepages ? "memfd_create for guest RAM in 2 MiB pages" : "memfd_create for guest RAM");
   if (::ftruncate(memfd_.get(), static_cast<off_t>(size)) != 0)
     throw_errno("sizing guest RAM to " + std::to_string(size) + " bytes");
   // No process that receives this fd may grow or shrink it (a shrink would SIGBUS the core).
   if (::fcntl(memfd_.get(), F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0)
     throw_errno("sealing guest RAM");
-  mapping_ = Mapping::map(memfd_.get(), size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE);
+  // Ordinary pages are allocated as the guest touches them; huge pages are reserved here.
+  int map_flags = MAP_SHARED | (hugepages ? 0 : MAP_NORESERVE);
+  try {
+    mapping_ = Mapping::map(memfd_.get(), size, PROT_READ | PROT_WRITE, map_flags);
+  } catch (const std::exception& e) {
+    if (!hugepages) throw;
+    throw InputError("guest RAM needs " + std::to_string(size / kHugePage) +
+                     " free 2 MiB huge pages, and the pool does not have them (" + e.what() + ")");
+  }
   uint64_t low = std::min(size, kPciHoleStart);
   regions_.push_back({0, low, 0, mapping_.data()});
   if (size > low) regions_.push_back({k4GiB, size - low, low, mapping_.data() + low});

@@ -23,7 +23,10 @@ struct RamRegion {
 
 class GuestMemory {
  public:
-  explicit GuestMemory(uint64_t size);
+  static constexpr uint64_t kHugePage = 2ull << 20;
+  // With `hugepages`, RAM comes from the hugetlb pool in 2 MiB pages, all reserved now, so a
+  // short pool fails here and not with a SIGBUS when the guest first touches a page.
+  explicit GuestMemory(uint64_t size, bool hugepages = false);
 
   int fd() const { return memfd_.get(); }
   uint64_t size() const { return size_; }

@@ -35,7 +35,7 @@ uint64_t validated_memory(uint64_t bytes) {
 Vm::Vm(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds)
     : kvm_(take_required_fd(fds, config.kvm_fd(), "/dev/kvm")),
       vm_fd_(kvm_ioctl(kvm_.fd(), KVM_CREATE_VM, 0ul, "KVM_CREATE_VM")),
-      memory_(validated_memory(config.memory_bytes())),
+      memory_(validated_memory(config.memory_bytes()), config.hugepages()),
       router_(vm_fd_.get()) {
   uint32_t cpus = config.cpus();
   if (cpus == 0 || cpus > kMaxCpus) throw InputError("cpus must be between 1 and " + std::to_string(kMaxCpus));

@@ -10,5 +10,8 @@ namespace guest {
 void lapic_enable(bool bsp);
 // INIT, then two STARTUP IPIs with `vector` (start address = vector << 12), to all others.
 void lapic_start_aps(uint8_t vector, uint64_t tsc_per_us);
+// Starts this CPU's APIC timer: `vector` every 1/hz s (calibrated against the TSC).
+void lapic_timer_periodic(uint8_t vector, uint32_t hz, uint64_t tsc_per_us);
+void lapic_timer_stop();
 
 }  // namespace guest

@@ -1,0 +1,232 @@
+#include "device-procs/virtio-balloon/balloon_device.h"
+
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "vhost-user/guest_buffers.h"
+
+namespace bulkhead::device {
+
+using vhost_user::Chain;
+using vhost_user::GuestBuffers;
+using vhost_user::Queue;
+namespace bf = balloon_feature;
+
+namespace {
+constexpr size_t kStatEntry = 10;     // le16 tag, le64 value (packed)
+constexpr size_t kMaxStatEntries = 64;
+}  // namespace
+
+const char* BalloonDevice::stat_name(size_t tag) {
+  static constexpr const char* kNames[kStatTags] = {
+      "swap-in",   "swap-out",  "major-faults", "minor-faults", "free",       "total",        "available",      "caches",
+      "hugetlb-allocations", "hugetlb-failures", "oom-kills", "alloc-stalls", "async-scans", "direct-scans",
+      "async-reclaims", "direct-reclaims"};
+  return tag < kStatTags ? kNames[tag] : "unknown";
+}
+
+BalloonDevice::BalloonDevice(EventLoop& loop, Options options) : loop_(loop), options_(options) {
+  if (options_.host_page_size < kGuestPage || options_.host_page_size % kGuestPage)
+    throw InputError("the balloon's backing page size must be a multiple of 4 KiB");
+  if (options_.stats_interval.count() > 0) {
+    // A periodic timer of our own: the driver refreshes statistics when asked.
+    stats_timer_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!stats_timer_) throw_errno("timerfd_create");
+    itimerspec every{};
+    every.it_interval.tv_sec = every.it_value.tv_sec = options_.stats_interval.count();
+    // Arms the timer we just created; `every` outlives the call.
+    if (::timerfd_settime(stats_timer_.get(), 0, &every, nullptr) != 0) throw_errno("timerfd_settime");
+    loop_.add(stats_timer_.get(), EPOLLIN, [this](uint32_t) {
+      uint64_t expirations;
+      // Reads the timer's 8-byte expiration count, which re-arms its readiness.
+      if (::read(stats_timer_.get(), &expirations, sizeof expirations) == sizeof expirations) request_stats();
+    });
+  }
+}
+
+uint64_t BalloonDevice::features() const {
+  uint64_t f = vhost_user::feature::kVersion1 | bf::kStatsVq;
+  if (options_.deflate_on_oom) f |= bf::kDeflateOnOom;
+  if (options_.free_page_reporting) f |= bf::kFreePageReporting;
+  return f;
+}
+
+std::vector<uint8_t> BalloonDevice::config() const {
+  // num_pages, actual, free_page_hint_cmd_id, poison_val (the last two unused: not offered).
+  std::vector<uint8_t> c(16, 0);
+  std::memcpy(&c[0], &options_.target_pages, 4);
+  std::memcpy(&c[4], &actual_, 4);
+  return c;
+}
+
+bool BalloonDevice::write_config(uint32_t offset, std::span<const uint8_t> bytes) {
+  // The driver writes only `actual` (num_pages is the device's).
+  if (offset != 4 || bytes.size() != 4) return false;
+  uint32_t before = actual_;
+  std::memcpy(&actual_, bytes.data(), 4);
+  if (actual_ == options_.target_pages && before != actual_)
+    spdlog::info("the guest's balloon reached its target: it holds {} MiB", uint64_t{actual_} * kGuestPage >> 20);
+  return true;
+}
+
+void BalloonDevice::process(Queue& q) {
+  while (auto chain = q.ring().pop(q.memory())) handle(q, std::move(*chain));
+  q.flush_notifications();
+}
+
+void BalloonDevice::resubmit(Queue& q, std::vector<Chain> chains) {
+  // Inflating or deflating a page twice changes nothing; a report punches zeroes again.
+  for (Chain& chain : chains) handle(q, std::move(chain));
+  q.flush_notifications();
+}
+
+void BalloonDevice::handle(Queue& q, Chain chain) {
+  switch (q.index()) {
+    case kInflateQueue:
+    case kDeflateQueue: change_pages(q, chain, q.index() == kInflateQueue); break;
+    case kStatsQueue:
+      read_stats(chain);
+      // Kept until statistics are wanted again; a second buffer returns the first.
+      if (stats_chain_) q.complete(stats_chain_->head, 0);
+      stats_chain_ = std::move(chain);
+      return;
+    case kReportingQueue:
+      if (acked_ & bf::kFreePageReporting) report(chain);
+      break;
+    default: break;
+  }
+  q.complete(chain.head, 0);
+}
+
+void BalloonDevice::change_pages(Queue& q, const Chain& chain, bool inflate_pages) {
+  if (!chain.writable.empty() || chain.readable_bytes % 4) ++counters_.malformed;
+  GuestBuffers pfns(chain.readable);
+  uint64_t count = pfns.size() / 4;
+  if (count > kMaxPfnsPerBuffer) {
+    counters_.ignored += count - kMaxPfnsPerBuffer;
+    count = kMaxPfnsPerBuffer;
+  }
+  std::vector<uint32_t> batch(1024);
+  for (uint64_t done = 0; done < count;) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(batch.size(), count - done));
+    pfns.read(done * 4, batch.data(), n * 4);  // copied out: the guest may change them meanwhile
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t pfn = batch[i];
+      if (!q.memory().gpa_to_host(pfn * kGuestPage, kGuestPage)) {
+        ++counters_.outside_ram;
+        continue;
+      }
+      if (inflate_pages) inflate(pfn);
+      else deflate(pfn);
+    }
+    done += n;
+  }
+}
+
+void BalloonDevice::inflate(uint64_t pfn) {
+  if (in_balloon(pfn)) {
+    ++counters_.repeated;
+    return;
+  }
+  if (held_.size() <= pfn / 64) held_.resize(pfn / 64 + 1);
+  held_[pfn / 64] |= 1ull << (pfn % 64);
+  ++held_pages_;
+  ++counters_.inflated;
+  const uint64_t per_backing = options_.host_page_size / kGuestPage;
+  uint64_t gpa = pfn * kGuestPage;
+  if (per_backing > 1) {
+    uint64_t backing = gpa / options_.host_page_size;
+    if (held_per_backing_.size() <= backing) held_per_backing_.resize(backing + 1);
+    if (++held_per_backing_[backing] < per_backing) return;  // part of a large page is still the guest's
+    gpa = backing * options_.host_page_size;
+  }
+  if (uint8_t* host = server_->memory().gpa_to_host(gpa, options_.host_page_size))
+    counters_.returned_bytes += punch(host, options_.host_page_size);
+}
+
+void BalloonDevice::deflate(uint64_t pfn) {
+  if (!in_balloon(pfn)) {
+    ++counters_.not_inflated;
+    return;
+  }
+  held_[pfn / 64] &= ~(1ull << (pfn % 64));
+  --held_pages_;
+  ++counters_.deflated;
+  if (options_.host_page_size > kGuestPage) --held_per_backing_[pfn * kGuestPage / options_.host_page_size];
+  // Nothing to map back: the guest's next touch of the page faults in a zeroed one.
+}
+
+void BalloonDevice::report(const Chain& chain) {
+  if (!chain.writable.empty()) ++counters_.malformed;
+  for (const vhost_user::HostRange& range : chain.readable) {
+    counters_.reported_bytes += range.size;
+    counters_.returned_bytes += punch(range.data, range.size);
+  }
+}
+
+uint64_t BalloonDevice::punch(uint8_t* host, uint64_t size) {
+  // Whole backing pages only, which align in guest-physical space (as in the memfd).
+  const uint64_t page = options_.host_page_size;
+  std::optional<uint64_t> gpa = server_->memory().host_to_gpa(host);
+  if (!gpa) return 0;
+  uint64_t skip = (page - *gpa % page) % page;
+  if (size <= skip) return 0;
+  uint64_t length = (size - skip) / page * page;
+  if (length == 0) return 0;
+  // MADV_REMOVE punches the range out of the memfd behind our shared mapping of guest RAM, which
+  // covers [host + skip, + length) (one region's): the pages are freed for every process that maps them.
+  if (::madvise(host + skip, length, MADV_REMOVE) != 0) {
+    spdlog::warn("returning {} KiB of guest memory failed: {}", length >> 10, std::strerror(errno));
+    return 0;
+  }
+  return length;
+}
+
+void BalloonDevice::read_stats(const Chain& chain) {
+  if (!chain.writable.empty() || chain.readable_bytes % kStatEntry) ++counters_.malformed;
+  GuestBuffers buffers(chain.readable);
+  size_t entries = std::min<size_t>(buffers.size() / kStatEntry, kMaxStatEntries);
+  if (entries == 0) return;  // the first buffer of a driver without statistics to give
+  std::vector<uint8_t> raw(entries * kStatEntry);
+  buffers.read(0, raw.data(), raw.size());
+  std::string line;
+  for (size_t i = 0; i < entries; ++i) {
+    uint16_t tag;
+    uint64_t value;
+    std::memcpy(&tag, &raw[i * kStatEntry], 2);
+    std::memcpy(&value, &raw[i * kStatEntry + 2], 8);
+    if (tag >= kStatTags) continue;  // a tag newer than this device: skipped
+    stats_[tag] = value;
+    line += fmt::format("{}{}={}", line.empty() ? "" : " ", stat_name(tag), value);
+  }
+  ++counters_.stats_updates;
+  spdlog::info("guest memory statistics: {}", line);
+}
+
+void BalloonDevice::request_stats() {
+  if (!stats_chain_ || !server_ || !(acked_ & bf::kStatsVq)) return;
+  Queue& q = server_->queue(kStatsQueue);
+  if (!q.ready()) return;
+  q.complete(stats_chain_->head, 0);
+  stats_chain_.reset();
+  q.flush_notifications();
+}
+
+void BalloonDevice::reset() {
+  // A reset driver starts with an empty balloon; the pages it held are zero, and its own.
+  held_.clear();
+  held_per_backing_.clear();
+  held_pages_ = 0;
+  actual_ = 0;
+  acked_ = 0;
+  stats_chain_.reset();
+}
+
+}  // namespace bulkhead::device
