@@ -164,8 +164,9 @@ void BalloonDevice::deflate(uint64_t pfn) {
 }
 
 void BalloonDevice::report(const Chain& chain) {
-  if (!chain.writable.empty()) ++counters_.malformed;
-  for (const vhost_user::HostRange& range : chain.readable) {
+  // The driver hands free pages over as device-writable buffers (Linux, QEMU: virtio 1.x 5.5.6.7).
+  if (!chain.readable.empty()) ++counters_.malformed;
+  for (const vhost_user::HostRange& range : chain.writable) {
     counters_.reported_bytes += range.size;
     counters_.returned_bytes += punch(range.data, range.size);
   }
@@ -196,6 +197,7 @@ void BalloonDevice::read_stats(const Chain& chain) {
   if (entries == 0) return;  // the first buffer of a driver without statistics to give
   std::vector<uint8_t> raw(entries * kStatEntry);
   buffers.read(0, raw.data(), raw.size());
+  Stats previous = stats_;
   std::string line;
   for (size_t i = 0; i < entries; ++i) {
     uint16_t tag;
@@ -207,7 +209,7 @@ void BalloonDevice::read_stats(const Chain& chain) {
     line += fmt::format("{}{}={}", line.empty() ? "" : " ", stat_name(tag), value);
   }
   ++counters_.stats_updates;
-  spdlog::info("guest memory statistics: {}", line);
+  if (stats_ != previous) spdlog::info("guest memory statistics: {}", line);
 }
 
 void BalloonDevice::request_stats() {

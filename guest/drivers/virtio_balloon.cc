@@ -78,7 +78,8 @@ bool VirtioBalloonDriver::stats_requested() {
 
 bool VirtioBalloonDriver::report_free(uint64_t gpa, uint64_t size) {
   if (!(features_ & kReporting)) return false;
-  Segment seg{reinterpret_cast<const void*>(gpa), static_cast<uint32_t>(size), false};
+  // Device-writable, as Linux hands them over (the device may discard their contents).
+  Segment seg{reinterpret_cast<const void*>(gpa), static_cast<uint32_t>(size), true};
   return send_raw(kReportingQueue, &seg, 1);
 }
 

@@ -254,5 +254,38 @@ TEST_F(LinuxGuestLab, GenericKernelInFullModeOnIdeDisksACdromAndAnE1000) {
   expect_line(out, "LAB: ide exit 0");
 }
 
+// Linux's own virtio_balloon on Bulkhead's core (Debian's cloud kernel): inflating to the target
+// takes guest RAM out of the core's memfd (its allocated blocks and the core's PSS drop by at
+// least 80% of the ballooned 128 MiB of 512), free page reporting returns what the guest frees, the
+// statistics arrive, and after deflating the guest uses more memory than it had and checks it.
+TEST_F(LinuxGuestLab, CloudKernelBalloonsItsMemoryBackToTheHost) {
+  std::string out = run("balloon", {{cloud_, {"balloon.gz", "balloon-guest.sh", {"virtio_pci", "later:virtio_balloon"}, {}}}});
+  ASSERT_FALSE(out.empty()) << why_;
+  std::string l2 = lines_with_prefix(out, "BAL| ");
+  SCOPED_TRACE("L1 output:\n" + out);
+  EXPECT_EQ(boot_log_problems(l2), std::vector<std::string>{});
+  auto measured = [&](const std::string& step, uint64_t* ram_kib, uint64_t* pss_kib) {
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(out, m, std::regex("LAB: balloon " + step + R"( ram_kib=(\d+) pss_kib=(\d+))"))) << step;
+    *ram_kib = std::stoull(m[1]);
+    *pss_kib = std::stoull(m[2]);
+  };
+  uint64_t touched_ram, touched_pss, inflated_ram, inflated_pss, filled_ram, filled_pss, freed_ram, freed_pss;
+  measured("touched", &touched_ram, &touched_pss);
+  measured("inflated", &inflated_ram, &inflated_pss);
+  measured("filled", &filled_ram, &filled_pss);
+  measured("freed", &freed_ram, &freed_pss);
+  constexpr uint64_t kBallooned = 128 * 1024, kFilled = 128 * 1024;
+  EXPECT_GE(touched_ram, inflated_ram + kBallooned * 8 / 10) << "the memfd gave back the balloon's pages";
+  EXPECT_GE(touched_pss, inflated_pss + kBallooned * 8 / 10) << "and so did the core's PSS";
+  EXPECT_GE(filled_ram, freed_ram + kFilled * 8 / 10) << "free page reporting returned what the guest freed";
+  expect_line(l2, "bh-balloon: the guest's balloon reached its target: it holds 128 MiB");
+  std::regex stats(R"(guest memory statistics: .*free=\d+ total=\d+)");
+  EXPECT_TRUE(std::regex_search(l2, stats)) << "statistics from the guest";
+  expect_line(l2, "L2: 384 MiB written and read back");
+  expect_line(out, "LAB: balloon console 0");
+  expect_line(out, "LAB: balloon exit 0");
+}
+
 }  // namespace
 }  // namespace bulkhead::test

@@ -2,8 +2,10 @@
 # Builds a busybox initramfs for a Debian kernel fetched by fetch-kernel.sh.
 #
 #   make-initramfs.sh --kernel-dir DIR --scenario FILE --out FILE.cpio.gz
-#                     [--module NAME]... [--file SRC:DEST]... [--drain-console]
+#                     [--module [later:]NAME]... [--file SRC:DEST]... [--drain-console]
 #
+# A module named later:NAME is in /lib/modules for the scenario to insmod itself (its
+# dependencies load at boot).
 # A --file that is a dynamically linked program brings its shared libraries; a symbolic link
 # is copied as the file it points to.
 #
@@ -29,7 +31,7 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
 
 # Dependency order from modules.dep: each module after what it depends on.
-declare -A seen=()
+declare -A seen=() later=()
 order=()
 add_module() {
   local path=$1 dep
@@ -39,13 +41,16 @@ add_module() {
   order+=("$path")
 }
 for name in "${modules[@]}"; do
+  deferred=0
+  case $name in later:*) name=${name#later:}; deferred=1;; esac
   path=$(awk -F: -v n="/$name.ko" 'index($1, n) && substr($1, length($1) - length(n) + 1) == n { print $1; exit }' "$moddir/modules.dep")
   [ -n "$path" ] || { echo "make-initramfs: no module $name in $version" >&2; exit 1; }
   add_module "$path"
+  [ $deferred = 1 ] && later[$path]=1
 done
 for path in "${order[@]}"; do
   cp "$moddir/$path" "$root/lib/modules/"
-  basename "$path" >> "$root/etc/modules"
+  [ -n "${later[$path]:-}" ] || basename "$path" >> "$root/etc/modules"
 done
 touch "$root/etc/modules"
 for spec in "${files[@]}"; do

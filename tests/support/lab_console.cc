@@ -3,6 +3,7 @@
 // `bulkhead run --serial unix=SOCKET` console and runs the steps in order:
 //   expect=TEXT   wait until TEXT appears in the output (after what earlier steps matched)
 //   send=TEXT     type TEXT and a newline
+//   run=COMMAND   run COMMAND with /bin/sh here (in L1), its output on our stdout
 //   eof           wait until the VM closes the console (it ended)
 // Everything the VM printed goes to LOG. Exits 0 when every step succeeded, 1 (naming the
 // step) when one timed out.
@@ -15,6 +16,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -84,6 +86,9 @@ int main(int argc, char** argv) {
     } else if (step.rfind("send=", 0) == 0) {
       std::string line = step.substr(5) + "\n";
       if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) return 1;
+    } else if (step.rfind("run=", 0) == 0) {
+      std::fflush(stdout);
+      [[maybe_unused]] int status = std::system(step.substr(4).c_str());  // a measurement; its output tells
     } else if (step == "eof") {
       while (!eof)
         if (!read_some() && !eof) {

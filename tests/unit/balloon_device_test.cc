@@ -138,9 +138,13 @@ TEST_F(BalloonDeviceTest, FreePageReportsArePunchedAndReturned) {
   ASSERT_EQ(device->queue_count(), 4u);
   touch(kPool, 1 << 20);
   uint64_t before = allocated();
-  EXPECT_TRUE(send(3, {{kPool, 1 << 20, 0, 0}}));
+  EXPECT_TRUE(send(3, {{kPool, 1 << 20, kDescWrite, 0}}));
   EXPECT_LE(allocated(), before - (1 << 20));
   EXPECT_EQ(device->counters().reported_bytes, 1u << 20);
+  touch(kPool, 1 << 20);
+  EXPECT_TRUE(send(3, {{kPool, 1 << 20, 0, 0}})) << "a report the device may not write: refused";
+  EXPECT_EQ(device->counters().reported_bytes, 1u << 20);
+  EXPECT_EQ(device->counters().malformed, 1u);
 }
 
 TEST_F(BalloonDeviceTest, StatisticsAreKeptUntilFreshOnesAreWanted) {

@@ -1,8 +1,8 @@
 # L1: the host the Linux guests (L2) run on, under Bulkhead. Runs the VMs named on its command
 # line in turn and checks what each left behind with the host's own tools. Prints "LAB:"
 # lines for the test; each VM's console log follows with a prefix ("PVH| ", "BLK| ", "GEN| ",
-# "NET| ", "E1K| ", "IDE| ").
-#   host.sh scsi|blk|generic|net|e1000|ide...
+# "NET| ", "E1K| ", "IDE| ", "BAL| ").
+#   host.sh scsi|blk|generic|net|e1000|ide|balloon...
 mount -t tmpfs tmp /tmp
 mkdir -p /run /mnt && mount -t tmpfs run /run
 B=/opt/bulkhead
@@ -135,6 +135,29 @@ echo "LAB: ide numbers last $(/usr/sbin/debugfs -R 'cat /numbers.txt' /tmp/ide.i
 echo "LAB: ide random md5 $(md5sum < /tmp/ide-random.bin)"
 echo "LAB: ide lba48 md5 $(dd if=/tmp/ide-big.img bs=64k skip=2457600 count=16 2>/dev/null | md5sum)"
 rm -f /tmp/ide.img /tmp/ide-big.img /tmp/ide-random.bin
+}
+
+# virtio-balloon with Linux's own driver (balloon-guest.sh): guest RAM as the host sees it (the
+# core's memfd blocks and PSS) at each step of the guest's.
+balloon() {
+cat > /tmp/measure.sh <<'MEASURE'
+p=$(pidof bh-core)
+for f in /proc/$p/fd/*; do case $(readlink $f) in *bulkhead-guest-ram*) blocks=$(stat -L -c %b $f);; esac; done
+echo "LAB: balloon $1 ram_kib=$((blocks / 2)) pss_kib=$(awk '$1 == "Pss:" { print $2 }' /proc/$p/smaps_rollup)"
+MEASURE
+$B/bulkhead run --name balloon --kernel $G/cloud-vmlinux --initrd $G/balloon.gz --memory 512M \
+  --balloon target=384M,free-page-reporting=on,stats-interval=2 --cmdline "console=ttyS0" \
+  --serial unix=/tmp/balloon.sock > /tmp/balloon.err 2>&1 &
+vm=$!
+$B/bh-lab-console /tmp/balloon.sock /tmp/balloon.log 500 expect=L2-TOUCHED "run=sh /tmp/measure.sh touched" send=go \
+  expect=L2-INFLATED "run=sh /tmp/measure.sh inflated" send=go expect=L2-FILLED "run=sh /tmp/measure.sh filled" \
+  send=go expect=L2-FREED "run=sh /tmp/measure.sh freed" send=go eof
+rc=$?
+echo "LAB: balloon console $rc"
+[ $rc -eq 0 ] || kill $vm
+wait $vm
+echo "LAB: balloon exit $?"
+sed 's/^/BAL| /' /tmp/balloon.log /tmp/balloon.err
 }
 
 for vm in "$@"; do $vm; done
