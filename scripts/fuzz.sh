@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DBULKHEAD_FUZZ=ON >/dev/null
-targets=(fuzz_descriptor_chain fuzz_vhost_user_messages fuzz_scsi_cdb fuzz_net_device fuzz_e1000 fuzz_ide)
+targets=(fuzz_descriptor_chain fuzz_vhost_user_messages fuzz_scsi_cdb fuzz_net_device fuzz_e1000 fuzz_ide fuzz_balloon)
 ninja -C build-fuzz "${targets[@]}" >&2
 scratch=$(mktemp -d); trap 'rm -rf "$scratch"' EXIT
 for t in "${targets[@]}"; do

@@ -12,7 +12,7 @@
 
 namespace bulkhead::core {
 
-GuestMemory::GuestMemory(uint64_t size, bool hugepages) : size_(size) {
+GuestMemory::GuestMemory(uint64_t size, bool hugepages) : size_(size), page_size_(hugepages ? kHugePage : 4096) {
   if (hugepages && size % kHugePage) throw InputError("guest RAM in 2 MiB pages must be a multiple of 2 MiB");
   // An anonymous memory file; devices later map the same pages through this fd.
   unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING | (hugepages ? MFD_HUGETLB | MFD_HUGE_2MB : 0);
@@ -58,6 +58,22 @@ uint8_t* GuestMemory::require_range(uint64_t gpa, uint64_t length, const char* w
 
 void GuestMemory::write(uint64_t gpa, std::span<const uint8_t> bytes, const char* what) const {
   std::memcpy(require_range(gpa, bytes.size(), what), bytes.data(), bytes.size());
+}
+
+void GuestMemory::zero(uint64_t gpa, uint64_t length, const char* what) const {
+  uint8_t* host = require_range(gpa, length, what);
+  uint64_t offset = static_cast<uint64_t>(host - mapping_.data());  // into the memfd: mapped at 0
+  uint64_t first = (offset + page_size_ - 1) / page_size_ * page_size_, last = (offset + length) / page_size_ * page_size_;
+  if (last <= first) {
+    std::memset(host, 0, length);
+    return;
+  }
+  // Punches whole pages [first, last) of our own memfd, which covers them (sized to guest RAM).
+  if (::fallocate(memfd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(first),
+                  static_cast<off_t>(last - first)) != 0)
+    throw_errno(std::string("zeroing ") + what);
+  std::memset(host, 0, first - offset);
+  std::memset(host + (last - offset), 0, offset + length - last);
 }
 
 }  // namespace bulkhead::core

@@ -38,9 +38,13 @@ class GuestMemory {
   // Like host_range, but throws an error naming `what` when the range is not RAM.
   uint8_t* require_range(uint64_t gpa, uint64_t length, const char* what) const;
   void write(uint64_t gpa, std::span<const uint8_t> bytes, const char* what) const;
+  // Zeroes [gpa, gpa+length): whole pages are punched out of the memfd (they read zero and
+  // take no host memory until the guest touches them), the partial ones at the edges cleared.
+  void zero(uint64_t gpa, uint64_t length, const char* what) const;
 
  private:
   uint64_t size_;
+  uint64_t page_size_;  // of the memfd: 4 KiB, or 2 MiB with hugepages
   UniqueFd memfd_;
   Mapping mapping_;
   std::vector<RamRegion> regions_;

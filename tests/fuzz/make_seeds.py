@@ -137,3 +137,14 @@ packet = b''.join(ide_op(0, 2, r, v) for r, v in ((6, 0xa0), (1, 0), (4, 0x00), 
 write('fuzz_ide', 'atapi-read', packet + struct.pack('<BII', 2, 0x100, len(cdb)) + cdb +
       struct.pack('<BII', 3, 0x100, 4096))
 write('fuzz_ide', 'identify', ide_command(0xec) + ide_op(3, 0, 0, 512, 1))
+
+# fuzz_balloon: [queue 0 inflate | 1 deflate | 2 stats | 3 report][count] {gpa le32, len le16, flags}... then
+# bytes: the layout of fuzz_net_device.
+pfns = b''.join(struct.pack('<I', 0x200 + i) for i in range(16))
+write('fuzz_balloon', 'inflate', net_seed(0, [(0x100000, len(pfns), 0)], pfns))
+write('fuzz_balloon', 'deflate', net_seed(1, [(0x100000, len(pfns), 0)], pfns))
+write('fuzz_balloon', 'outside-ram', net_seed(0, [(0x100000, 12, 0)], struct.pack('<III', 0xc0000, 0xffffffff, 0x5000)))
+stats = b''.join(struct.pack('<HQ', tag, 1000 * tag) for tag in range(10))
+write('fuzz_balloon', 'stats', net_seed(2, [(0x100000, len(stats), 0)], stats))
+write('fuzz_balloon', 'report', net_seed(3, [(0x280000, 0x8000, 2)]))
+

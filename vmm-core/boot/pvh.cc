@@ -77,7 +77,7 @@ BootEntry load_pvh_elf(const BootInputs& in, const GuestMemory& memory) {
     if (ph.p_paddr < kHighMemoryStart) throw InputError("kernel ELF segment below 1 MiB collides with boot data");
     uint8_t* host = memory.require_range(ph.p_paddr, ph.p_memsz, "kernel ELF segment");
     read_at(in.kernel_fd, host, ph.p_filesz, ph.p_offset, "kernel segment");
-    std::memset(host + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
+    memory.zero(ph.p_paddr + ph.p_filesz, ph.p_memsz - ph.p_filesz, "kernel ELF segment's zeroed part");
     kernel_end = std::max(kernel_end, ph.p_paddr + ph.p_memsz);
   }
   memory.require_range(elf.entry, 1, "PVH entry point");
