@@ -44,6 +44,13 @@ def tree(pid, kids):
     return pids
 
 
+def mem_available_mib():
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return 0
+
+
 def pss_kib(pid):
     try:
         for line in open("/proc/%d/smaps_rollup" % pid):
@@ -103,7 +110,8 @@ class Fleet:
             time.sleep(0.05)
         return "VM %d not idle after %d s" % (min(pending), timeout) if pending else None
 
-    def measure(self, window):
+    def measure(self, window, available_before):
+        host_used = available_before - mem_available_mib()
         kids = children_map()
         pids = [p for proc in self.procs for p in tree(proc.pid, kids)]
         pss = sum(pss_kib(p) for p in pids)
@@ -112,6 +120,7 @@ class Fleet:
         used = sum(cpu_ticks(p) for p in pids) - before
         n = len(self.procs)
         return {"vms": n, "processes_per_vm": len(pids) / n, "pss_mib_per_vm": pss / 1024 / n,
+                "host_mib_per_vm": host_used / n, "fits": int(available_before / (host_used / n)),
                 "cpu_percent_per_vm": 100.0 * used / CLOCK_TICKS / window / n}
 
     def stop(self):
@@ -124,7 +133,14 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        time.sleep(0.5)
+        deadline = time.time() + 5
+        while True:
+            left = self.leftovers()
+            if not any(left.values()) or time.time() > deadline:
+                return left
+            time.sleep(0.2)
+
+    def leftovers(self):
         left = {"processes": 0, "state_dirs": len(glob.glob("/run/bulkhead/density*")), "vm_uids": 0}
         for status in glob.glob("/proc/[0-9]*/status"):
             try:
@@ -142,7 +158,10 @@ def run(vmm, args):
     with tempfile.TemporaryDirectory() as workdir:
         fleet = Fleet(vmm, args.bin_dir, workdir)
         result = {"vmm": vmm, "failure": None}
-        target = args.vms if not args.ramp else args.step
+        target = args.vms if vmm == "bulkhead" or not args.qemu_vms else args.qemu_vms
+        if args.ramp:
+            target = min(args.step, target)
+        available_before = mem_available_mib()
         t0 = time.time()
         while True:
             first = len(fleet.procs)
@@ -153,11 +172,11 @@ def run(vmm, args):
                 result["failure"] = failure
                 break
             result["start_rate_vms_per_s"] = len(fleet.procs) / (time.time() - t0)
-            if not args.ramp or target >= args.max:
+            if not args.ramp or target >= args.max or (vmm == "qemu" and args.qemu_vms and target >= args.qemu_vms):
                 break
             target = min(target + args.step, args.max)
         time.sleep(2)  # past start-up
-        result.update(fleet.measure(args.window))
+        result.update(fleet.measure(args.window, available_before))
         result["reached"] = sum(fleet.ready(i) for i in range(len(fleet.procs)))
         result["left_after_teardown"] = fleet.stop()
         return result
@@ -173,17 +192,18 @@ def main():
     ap.add_argument("--window", type=float, default=10.0, help="seconds over which idle CPU is measured")
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--vmm", choices=["bulkhead", "qemu", "both"], default="both")
+    ap.add_argument("--qemu-vms", type=int, help="at most this many QEMU VMs (the count that fits is extrapolated)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
 
     results = [run(v, args) for v in (["bulkhead", "qemu"] if args.vmm == "both" else [args.vmm])]
-    available = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal:")).split()[1]) / 1024
-    print("Idle VMs of 64 MiB (test guest `idle`, 10 Hz tick); memory is the PSS of all of a VM's processes")
-    print("| VMM | VMs idle | processes/VM | MiB/VM | fits in RAM by memory | CPU %/idle VM | start rate (VMs/s) | first failure | left after teardown |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|---|")
+    print("Idle VMs of 64 MiB (test guest `idle`, 10 Hz tick). PSS: of all of a VM's processes; host: the drop")
+    print("in MemAvailable per VM (kernel memory included); fits: MemAvailable before / host MiB per VM")
+    print("| VMM | VMs idle | processes/VM | PSS MiB/VM | host MiB/VM | fits | CPU %/idle VM | start rate (VMs/s) | first failure | left after teardown |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for r in results:
-        print("| %s | %d | %.1f | %.1f | %d | %.2f | %.1f | %s | %s |" % (
-            r["vmm"], r["reached"], r["processes_per_vm"], r["pss_mib_per_vm"], available / r["pss_mib_per_vm"],
+        print("| %s | %d | %.1f | %.1f | %.1f | %d | %.2f | %.1f | %s | %s |" % (
+            r["vmm"], r["reached"], r["processes_per_vm"], r["pss_mib_per_vm"], r["host_mib_per_vm"], r["fits"],
             r["cpu_percent_per_vm"], r.get("start_rate_vms_per_s", 0), r["failure"] or "none",
             ", ".join("%s %d" % kv for kv in r["left_after_teardown"].items())))
     if args.json:

@@ -27,6 +27,7 @@ constexpr Scenario kScenarios[] = {
     {"bench-ide", scenario_bench_ide},
     {"balloon", scenario_balloon},       {"balloon-hostile", scenario_balloon_hostile},
     {"bench-balloon", scenario_bench_balloon}, {"idle", scenario_idle},
+    {"fill", scenario_fill},
 };
 constexpr const char* kDefaultScenarios = "hello smp";
 constexpr uint8_t kStatusFailed = 3;

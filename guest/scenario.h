@@ -58,5 +58,6 @@ bool scenario_balloon(const char* arg, Context& context);
 bool scenario_balloon_hostile(const char* arg, Context& context);
 bool scenario_bench_balloon(const char* arg, Context& context);
 bool scenario_idle(const char* arg, Context& context);
+bool scenario_fill(const char* arg, Context& context);
 
 }  // namespace guest

@@ -114,6 +114,7 @@ void BalloonDevice::change_pages(Queue& q, const Chain& chain, bool inflate_page
     count = kMaxPfnsPerBuffer;
   }
   std::vector<uint32_t> batch(1024);
+  std::vector<uint64_t> to_punch;  // guest-physical backing pages that are wholly in the balloon now
   for (uint64_t done = 0; done < count;) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(batch.size(), count - done));
     pfns.read(done * 4, batch.data(), n * 4);  // copied out: the guest may change them meanwhile
@@ -123,32 +124,50 @@ void BalloonDevice::change_pages(Queue& q, const Chain& chain, bool inflate_page
         ++counters_.outside_ram;
         continue;
       }
-      if (inflate_pages) inflate(pfn);
-      else deflate(pfn);
+      if (!inflate_pages) {
+        deflate(pfn);
+      } else if (std::optional<uint64_t> backing = inflate(pfn)) {
+        to_punch.push_back(*backing);
+      }
     }
     done += n;
   }
+  punch_runs(std::move(to_punch));
 }
 
-void BalloonDevice::inflate(uint64_t pfn) {
+void BalloonDevice::punch_runs(std::vector<uint64_t> backing_pages) {
+  // Each punch makes KVM drop its mappings of the range: one call per run of adjacent pages.
+  std::sort(backing_pages.begin(), backing_pages.end());
+  const uint64_t page = options_.host_page_size;
+  for (size_t start = 0; start < backing_pages.size();) {
+    size_t end = start + 1;
+    while (end < backing_pages.size() && backing_pages[end] == backing_pages[end - 1] + page) ++end;
+    uint64_t gpa = backing_pages[start], length = (end - start) * page;
+    if (uint8_t* host = server_->memory().gpa_to_host(gpa, length)) {
+      counters_.returned_bytes += punch(host, length);
+    } else {
+      for (size_t i = start; i < end; ++i)  // the run crosses regions: page by page
+        if (uint8_t* one = server_->memory().gpa_to_host(backing_pages[i], page)) counters_.returned_bytes += punch(one, page);
+    }
+    start = end;
+  }
+}
+
+std::optional<uint64_t> BalloonDevice::inflate(uint64_t pfn) {
   if (in_balloon(pfn)) {
     ++counters_.repeated;
-    return;
+    return std::nullopt;
   }
   if (held_.size() <= pfn / 64) held_.resize(pfn / 64 + 1);
   held_[pfn / 64] |= 1ull << (pfn % 64);
   ++held_pages_;
   ++counters_.inflated;
   const uint64_t per_backing = options_.host_page_size / kGuestPage;
-  uint64_t gpa = pfn * kGuestPage;
-  if (per_backing > 1) {
-    uint64_t backing = gpa / options_.host_page_size;
-    if (held_per_backing_.size() <= backing) held_per_backing_.resize(backing + 1);
-    if (++held_per_backing_[backing] < per_backing) return;  // part of a large page is still the guest's
-    gpa = backing * options_.host_page_size;
-  }
-  if (uint8_t* host = server_->memory().gpa_to_host(gpa, options_.host_page_size))
-    counters_.returned_bytes += punch(host, options_.host_page_size);
+  if (per_backing == 1) return pfn * kGuestPage;
+  uint64_t backing = pfn * kGuestPage / options_.host_page_size;
+  if (held_per_backing_.size() <= backing) held_per_backing_.resize(backing + 1);
+  if (++held_per_backing_[backing] < per_backing) return std::nullopt;  // part of a large page is still the guest's
+  return backing * options_.host_page_size;
 }
 
 void BalloonDevice::deflate(uint64_t pfn) {

@@ -79,8 +79,11 @@ class BalloonDevice : public vhost_user::BackendDevice {
  private:
   void handle(vhost_user::Queue& queue, vhost_user::Chain chain);
   void change_pages(vhost_user::Queue& queue, const vhost_user::Chain& chain, bool inflate);
-  void inflate(uint64_t pfn);
+  // Puts a page in the balloon; the backing page to give back, once the balloon holds all of it.
+  std::optional<uint64_t> inflate(uint64_t pfn);
   void deflate(uint64_t pfn);
+  // Gives back these backing pages (guest-physical), in runs.
+  void punch_runs(std::vector<uint64_t> backing_pages);
   void report(const vhost_user::Chain& chain);
   void read_stats(const vhost_user::Chain& chain);
   // Gives [host, host + size) back to the host, in whole backing pages; the bytes returned.

@@ -9,6 +9,8 @@
 //   balloon-hostile         page numbers outside RAM, repeated, far too many, and malformed
 //                           buffers; then the device must still work
 //   bench-balloon=MIB       time to inflate and deflate MIB of touched memory
+//   fill=MIB                writes MIB of free RAM with the same pattern in every VM (KSM's
+//                           chance to merge; no balloon needed)
 #include <string.h>
 
 #include "arch.h"
@@ -215,6 +217,15 @@ bool scenario_bench_balloon(const char* arg, Context& context) {
   print("BH-RESULT bench-balloon mib=%lu inflate_us=%lu deflate_us=%lu result=%s\n", pages * kPage >> 20, inflate_us,
         deflate_us, ok ? "ok" : "failed");
   return ok;
+}
+
+bool scenario_fill(const char* arg, Context& context) {
+  Pool pool = free_pool(context.boot);
+  uint64_t pages = parse_number(arg, 32) << 20 >> 12;
+  if (pages > pool.pages()) pages = pool.pages();
+  touch(pool, 0, pages);
+  print("BH-RESULT fill mib=%lu\n", pages * kPage >> 20);
+  return true;
 }
 
 }  // namespace guest

@@ -131,12 +131,15 @@ TEST_F(SelinuxPolicyTest, AccessDecisions) {
                     socket2 = object("bulkhead_socket_t", kVm2), ram1 = object("bulkhead_tmpfs_t", kVm1),
                     ram2 = object("bulkhead_tmpfs_t", kVm2), log1 = object("bulkhead_log_t", kVm1),
                     log2 = object("bulkhead_log_t", kVm2), kvm = object("kvm_device_t", "s0"),
-                    tap = object("tun_tap_device_t", "s0"), state1 = object("bulkhead_state_t", kVm1);
+                    tap = object("tun_tap_device_t", "s0"), state1 = object("bulkhead_state_t", kVm1),
+                    huge1 = object("hugetlbfs_t", kVm1), huge2 = object("hugetlbfs_t", kVm2);
   const Decision table[] = {
       // Inside one VM: each role gets what it needs.
       {core1, kvm, "chr_file", "read write ioctl", true, "the core drives /dev/kvm"},
       {core1, ram1, "file", "read write map", true, "the core maps guest RAM"},
       {scsi1, ram1, "file", "read write map", true, "a device maps its VM's guest RAM"},
+      {core1, huge1, "file", "read write map", true, "the core maps guest RAM in huge pages"},
+      {balloon1, huge1, "file", "read write map", true, "the balloon maps (and punches) guest RAM in huge pages"},
       {serial1, ram1, "file", "read write map", true, "the serial device maps its access ring"},
       {scsi1, image1, "file", "read write getattr", true, "virtio-scsi reads and writes its VM's image"},
       {ide1, image1, "file", "read write", true, "IDE reads and writes its VM's image"},
@@ -158,6 +161,7 @@ TEST_F(SelinuxPolicyTest, AccessDecisions) {
       {scsi1, image2, "file", "read", false, "another VM's image"},
       {ide1, image2, "file", "write", false, "another VM's image, written"},
       {scsi1, ram2, "file", "read", false, "another VM's guest RAM"},
+      {balloon1, huge2, "file", "read write map", false, "another VM's guest RAM in huge pages"},
       {core1, ram2, "file", "read write map", false, "another VM's guest RAM, mapped by a core (mmap checks read and write too)"},
       {scsi1, socket2, "unix_stream_socket", "read write", false, "another VM's sockets"},
       {scsi1, core2, "unix_stream_socket", "connectto", false, "connecting to another VM's core"},
