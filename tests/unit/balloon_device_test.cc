@@ -88,6 +88,12 @@ TEST_F(BalloonDeviceTest, OffersWhatItWasToldAndTheTargetInItsConfiguration) {
   EXPECT_EQ(device->actual_pages(), 300u);
 }
 
+TEST_F(BalloonDeviceTest, OffersDeflateOnOomAndReportingWhenAsked) {
+  start({.free_page_reporting = true, .deflate_on_oom = true}, kAll);
+  EXPECT_EQ(device->features() & kAll, kAll);
+  EXPECT_EQ(device->queue_count(), 4u) << "inflate, deflate, statistics, free page reporting";
+}
+
 TEST_F(BalloonDeviceTest, InflatedPagesLeaveGuestRamAndDeflatedOnesComeBackZeroed) {
   start({.target_pages = 512}, kAll);
   touch(kPool, 512 * kPage);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -233,6 +234,33 @@ TEST_F(VmIdentityTest, RunningVmsGetDistinctUidsAndPairs) {
   EXPECT_NE(a.mcs(), b.mcs());
   EXPECT_EQ(VmIdentity::reserved_uids(root_.path()).size(), 2u);
   EXPECT_EQ(VmIdentity::reserved_mcs(root_.path()).size(), 2u);
+}
+
+// A process of the host's that runs as the first free VM uid (here a child that took it) keeps
+// that uid from any VM.
+TEST_F(VmIdentityTest, AUidAProcessRunsAsIsNotHandedOut) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a process as a VM uid";
+  uint32_t first = VmIdentity::create(request("probe")).uid();
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t squatter = ::fork();
+  ASSERT_GE(squatter, 0);
+  if (squatter == 0) {
+    if (::setresuid(first, first, first) != 0) ::_exit(1);
+    ::close(ready[0]);
+    ::close(ready[1]);  // tells the test it runs as `first` now
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  char c;
+  ASSERT_EQ(::read(ready[0], &c, 1), 0);
+  ::close(ready[0]);
+  uint32_t given = VmIdentity::create(request("next")).uid();
+  ::kill(squatter, SIGKILL);
+  ::waitpid(squatter, nullptr, 0);
+  EXPECT_NE(given, first) << "uid " << first << " is in use by pid " << squatter;
+  EXPECT_EQ(VmIdentity::create(request("after")).uid(), first) << "and free again once that process is gone";
 }
 
 TEST_F(VmIdentityTest, ANameInUseIsRefusedAndAStaleOneReplaced) {
