@@ -165,8 +165,8 @@ VmPlan plan_vm(const RunOptions& options) {
   check_selftest(options.sandbox.selftest, role_policies());
 
   Mode mode = options.mode == "full" ? Mode::kFull : Mode::kParavirt;
-  plan.context = {mode,         options.cpus, options.device_poll_us, options.sandbox.name.value_or(""),
-                  plan.memory,  plan.hugepages ? 2ull << 20 : 4096};
+  plan.context = {mode, options.cpus, options.device_poll_us, options.sandbox.name.value_or(""), plan.memory,
+                  plan.hugepages ? 2ull << 20 : 4096};
   auto routed = route_device_options(options.device_options, mode);
   for (const DeviceKind* kind : devices::device_table())
     for (auto& instance : kind->plan(routed[kind], plan.context)) plan.devices.push_back({kind, std::move(instance)});

@@ -8,7 +8,6 @@
 namespace guest {
 
 namespace {
-constexpr uint16_t kInflate = 0, kDeflate = 1, kStats = 2, kReportingQueue = 3;
 constexpr uint32_t kMaxStats = 16;
 }  // namespace
 
@@ -62,8 +61,8 @@ bool VirtioBalloonDriver::give_stats(const Stat* stats, uint32_t count) {
   if (!(features_ & kStatsVq) || count > kMaxStats || stats_given_) return false;
   memcpy(stats_, stats, count * sizeof(Stat));
   Segment seg{stats_, count * static_cast<uint32_t>(sizeof(Stat)), false};
-  if (!vqs_[kStats].add(&seg, 1, 0)) return false;
-  pci_.kick(kStats, vqs_[kStats]);
+  if (!vqs_[kStatsQueue].add(&seg, 1, 0)) return false;
+  pci_.kick(kStatsQueue, vqs_[kStatsQueue]);
   stats_given_ = true;
   return true;
 }
@@ -71,7 +70,7 @@ bool VirtioBalloonDriver::give_stats(const Stat* stats, uint32_t count) {
 bool VirtioBalloonDriver::stats_requested() {
   uint64_t token;
   uint32_t written;
-  if (!stats_given_ || !vqs_[kStats].pop(&token, &written)) return false;
+  if (!stats_given_ || !vqs_[kStatsQueue].pop(&token, &written)) return false;
   stats_given_ = false;
   return true;
 }

@@ -12,6 +12,7 @@ class VirtioBalloonDriver {
  public:
   static constexpr uint16_t kType = 5;
   static constexpr uint64_t kStatsVq = 1ull << 1, kDeflateOnOom = 1ull << 2, kReporting = 1ull << 5;
+  static constexpr uint16_t kInflateQueue = 0, kDeflateQueue = 1, kStatsQueue = 2, kReportingQueue = 3;
   static constexpr uint32_t kPfnsPerBuffer = 256;  // as Linux
   struct Stat {
     uint16_t tag;
@@ -25,8 +26,8 @@ class VirtioBalloonDriver {
   uint32_t actual_pages();
   void set_actual_pages(uint32_t pages);
   // Sends `count` page numbers to the inflate or deflate queue and waits for the device.
-  bool inflate(const uint32_t* pfns, uint32_t count) { return send(0, pfns, count); }
-  bool deflate(const uint32_t* pfns, uint32_t count) { return send(1, pfns, count); }
+  bool inflate(const uint32_t* pfns, uint32_t count) { return send(kInflateQueue, pfns, count); }
+  bool deflate(const uint32_t* pfns, uint32_t count) { return send(kDeflateQueue, pfns, count); }
   // Any buffers, as a hostile driver builds them: `segs` on queue `queue`; waits for it.
   bool send_raw(uint16_t queue, const Segment* segs, int count);
   // Hands the device a statistics buffer (it keeps it until it wants fresh values).

@@ -27,7 +27,6 @@ namespace guest {
 namespace {
 
 constexpr uint64_t kPage = 4096, kHugePage = 2ull << 20;
-constexpr uint16_t kInflateQueue = 0;
 
 // RAM above the image, in whole 2 MiB pages, that nothing else uses.
 struct Pool {
@@ -176,12 +175,12 @@ bool scenario_balloon_hostile(const char*, Context& context) {
   auto* many = static_cast<uint32_t*>(dma_alloc(2 << 20, 4096));
   for (uint32_t i = 0; i < (2u << 20) / 4; ++i) many[i] = pool.pfn(1);
   Segment huge{many, 2u << 20, false};
-  checks.expect(balloon.send_raw(kInflateQueue, &huge, 1), "too-many");
+  checks.expect(balloon.send_raw(VirtioBalloonDriver::kInflateQueue, &huge, 1), "too-many");
   // Malformed: a buffer the device would write, a partial page number; statistics with a tag
   // from the future (the device keeps that buffer until it wants fresh values).
   Segment writable{many, 64, true}, partial{many, 5, false};
-  checks.expect(balloon.send_raw(kInflateQueue, &writable, 1), "writable");
-  checks.expect(balloon.send_raw(kInflateQueue, &partial, 1), "partial");
+  checks.expect(balloon.send_raw(VirtioBalloonDriver::kInflateQueue, &writable, 1), "writable");
+  checks.expect(balloon.send_raw(VirtioBalloonDriver::kInflateQueue, &partial, 1), "partial");
   VirtioBalloonDriver::Stat unknown[] = {{0xffff, 1}, {4, 123}};
   checks.expect(!(balloon.features() & VirtioBalloonDriver::kStatsVq) || balloon.give_stats(unknown, 2), "stats");
   // Still working: a page in and out, and it comes back zeroed.
