@@ -27,7 +27,8 @@ int main() {
           spdlog::warn("the guest sent page numbers that were ignored: {} outside guest RAM, {} already in the balloon, "
                        "{} deflated but not in it, {} beyond a buffer's limit; {} malformed buffers",
                        c.outside_ram, c.repeated, c.not_inflated, c.ignored, c.malformed);
-        spdlog::info("balloon: {} pages inflated, {} deflated, {} MiB returned to the host ({} MiB of it reported free)",
-                     c.inflated, c.deflated, c.returned_bytes >> 20, c.reported_bytes >> 20);
+        if (c.inflated || c.reported_bytes)
+          spdlog::info("balloon: {} pages inflated, {} deflated, {} MiB returned to the host ({} MiB of it reported free)",
+                       c.inflated, c.deflated, c.returned_bytes >> 20, c.reported_bytes >> 20);
       });
 }

@@ -2,15 +2,19 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "tests/integration/vm_test.h"
 #include "tests/support/lab.h"
@@ -123,6 +127,28 @@ TEST_F(BootTest, ADeviceCrashEndsTheVmWithAMessageNamingIt) {
   }
   EXPECT_EQ(vm.wait(30s), 1);
   EXPECT_NE(vm.err().find("bh-serial was killed by signal 9"), std::string::npos) << vm.err();
+}
+
+// The core dies with every kind of device process around it (and bh-slirp): within a second
+// none of them is left and the state directory is gone; the launcher names the cause.
+TEST_F(BootTest, KillingTheCoreEndsEveryProcessOfTheVmWithinASecond) {
+  TempDir dir;
+  std::string image = dir.file("disk.img");
+  std::ofstream(image).close();
+  ASSERT_EQ(::truncate(image.c_str(), 16 << 20), 0);
+  Subprocess vm(run_args({"--name", "corekill", "--disk", image, "--net", "user", "--balloon", "on", "--cmdline", "idle"}));
+  ASSERT_TRUE(vm.wait_for("BH-READY idle", 60s)) << vm.err();
+  std::map<std::string, pid_t> roles = roles_of(vm.pid());
+  for (const char* role : {"bh-core", "bh-serial", "bh-virtio-scsi", "bh-virtio-net", "bh-slirp", "bh-balloon"})
+    ASSERT_TRUE(roles.count(role)) << role;
+  auto killed = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(roles.at("bh-core"), SIGKILL), 0);
+  EXPECT_TRUE(wait_for_no_role_processes(1s).empty()) << "a device outlived its core by a second";
+  while (std::filesystem::exists("/run/bulkhead/corekill") && std::chrono::steady_clock::now() - killed < 1s)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(std::filesystem::exists("/run/bulkhead/corekill")) << "the state directory outlived the VM by a second";
+  EXPECT_EQ(vm.wait(30s), 1);
+  EXPECT_NE(vm.err().find("the VM failed: bh-core was killed by signal 9"), std::string::npos) << vm.err();
 }
 
 // A device that hangs (stopped, not dead) must not stall the VM forever: after its bound it
