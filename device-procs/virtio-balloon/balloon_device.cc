@@ -33,8 +33,9 @@ const char* BalloonDevice::stat_name(size_t tag) {
 }
 
 BalloonDevice::BalloonDevice(EventLoop& loop, Options options) : loop_(loop), options_(options) {
-  if (options_.host_page_size < kGuestPage || options_.host_page_size % kGuestPage)
-    throw InputError("the balloon's backing page size must be a multiple of 4 KiB");
+  // Large backing pages are whole words of the bitmap of held pages (holds_backing_page).
+  if (options_.host_page_size != kGuestPage && (options_.host_page_size == 0 || options_.host_page_size % (64 * kGuestPage)))
+    throw InputError("the balloon's backing page size must be 4 KiB or a multiple of 256 KiB");
   if (options_.stats_interval.count() > 0) {
     // A periodic timer of our own: the driver refreshes statistics when asked.
     stats_timer_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
@@ -142,13 +143,9 @@ void BalloonDevice::punch_runs(std::vector<uint64_t> backing_pages) {
   for (size_t start = 0; start < backing_pages.size();) {
     size_t end = start + 1;
     while (end < backing_pages.size() && backing_pages[end] == backing_pages[end - 1] + page) ++end;
-    uint64_t gpa = backing_pages[start], length = (end - start) * page;
-    if (uint8_t* host = server_->memory().gpa_to_host(gpa, length)) {
-      counters_.returned_bytes += punch(host, length);
-    } else {
-      for (size_t i = start; i < end; ++i)  // the run crosses regions: page by page
-        if (uint8_t* one = server_->memory().gpa_to_host(backing_pages[i], page)) counters_.returned_bytes += punch(one, page);
-    }
+    std::vector<vhost_user::HostRange> pieces;  // a run may cross from one region into the next
+    server_->memory().gpa_to_ranges(backing_pages[start], (end - start) * page, pieces);
+    for (const vhost_user::HostRange& piece : pieces) counters_.returned_bytes += punch(piece.data, piece.size);
     start = end;
   }
 }
@@ -162,12 +159,16 @@ std::optional<uint64_t> BalloonDevice::inflate(uint64_t pfn) {
   held_[pfn / 64] |= 1ull << (pfn % 64);
   ++held_pages_;
   ++counters_.inflated;
-  const uint64_t per_backing = options_.host_page_size / kGuestPage;
-  if (per_backing == 1) return pfn * kGuestPage;
-  uint64_t backing = pfn * kGuestPage / options_.host_page_size;
-  if (held_per_backing_.size() <= backing) held_per_backing_.resize(backing + 1);
-  if (++held_per_backing_[backing] < per_backing) return std::nullopt;  // part of a large page is still the guest's
-  return backing * options_.host_page_size;
+  uint64_t backing = pfn * kGuestPage / options_.host_page_size * options_.host_page_size;
+  if (!holds_backing_page(backing)) return std::nullopt;  // part of a large page is still the guest's
+  return backing;
+}
+
+bool BalloonDevice::holds_backing_page(uint64_t gpa) const {
+  if (options_.host_page_size == kGuestPage) return in_balloon(gpa / kGuestPage);
+  uint64_t first = gpa / kGuestPage / 64, words = options_.host_page_size / kGuestPage / 64;
+  return first + words <= held_.size() &&
+         std::all_of(held_.begin() + first, held_.begin() + first + words, [](uint64_t w) { return w == ~0ull; });
 }
 
 void BalloonDevice::deflate(uint64_t pfn) {
@@ -178,7 +179,6 @@ void BalloonDevice::deflate(uint64_t pfn) {
   held_[pfn / 64] &= ~(1ull << (pfn % 64));
   --held_pages_;
   ++counters_.deflated;
-  if (options_.host_page_size > kGuestPage) --held_per_backing_[pfn * kGuestPage / options_.host_page_size];
   // Nothing to map back: the guest's next touch of the page faults in a zeroed one.
 }
 
@@ -243,7 +243,6 @@ void BalloonDevice::request_stats() {
 void BalloonDevice::reset() {
   // A reset driver starts with an empty balloon; the pages it held are zero, and its own.
   held_.clear();
-  held_per_backing_.clear();
   held_pages_ = 0;
   actual_ = 0;
   acked_ = 0;

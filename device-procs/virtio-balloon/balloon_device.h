@@ -82,6 +82,8 @@ class BalloonDevice : public vhost_user::BackendDevice {
   // Puts a page in the balloon; the backing page to give back, once the balloon holds all of it.
   std::optional<uint64_t> inflate(uint64_t pfn);
   void deflate(uint64_t pfn);
+  // Whether every guest page of the backing page at `gpa` (aligned) is in the balloon.
+  bool holds_backing_page(uint64_t gpa) const;
   // Gives back these backing pages (guest-physical), in runs.
   void punch_runs(std::vector<uint64_t> backing_pages);
   void report(const vhost_user::Chain& chain);
@@ -96,7 +98,6 @@ class BalloonDevice : public vhost_user::BackendDevice {
   uint64_t acked_ = 0;
   uint32_t actual_ = 0;                    // what the driver says the balloon holds
   std::vector<uint64_t> held_;             // bitmap of guest pages in the balloon
-  std::vector<uint16_t> held_per_backing_; // with large backing pages: guest pages held in each
   uint64_t held_pages_ = 0;
   std::optional<vhost_user::Chain> stats_chain_;  // the driver's statistics buffer, kept
   Stats stats_{};

@@ -4,12 +4,11 @@
 // and the bytes the descriptors point at (page numbers, statistics). Page numbers may point
 // anywhere, even at the rings themselves, which then read zero: the device must survive that
 // too. What it holds must be what it counts.
-//   input: [queue selector][count] then per descriptor {gpa le32, length le16, flags}, then
-//          bytes copied to guest memory at 0x100000
+//   input: tests/fuzz/chain_input.h, then bytes copied to guest memory at 0x100000
 #include <cstring>
 
 #include "device-procs/virtio-balloon/balloon_device.h"
-#include "tests/unit/fake_driver.h"
+#include "tests/fuzz/chain_input.h"
 
 using namespace bulkhead;
 using bulkhead::device::BalloonDevice;
@@ -49,24 +48,9 @@ struct Rig {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Rig rig;
   if (size < 2 || !rig.backend->connected()) return 0;
-  uint32_t q = data[0] % kQueues;
-  size_t count = data[1] % 9;
-  size_t at = 2;
-  test::DriverQueue& ring = *rig.queues[q];
-  std::vector<vhost_user::Descriptor> chain;
-  for (size_t i = 0; i < count && at + 7 <= size; ++i, at += 7) {
-    uint32_t gpa;
-    uint16_t length;
-    std::memcpy(&gpa, data + at, 4);
-    std::memcpy(&length, data + at + 4, 2);
-    chain.push_back({gpa % test::GuestRam::kSize, length, static_cast<uint16_t>(data[at + 6] & 7), 0});
-  }
-  std::memcpy(rig.front.ram.at(kData), data + at, std::min<size_t>(size - at, 0x100000));
-  if (!chain.empty()) {
-    uint16_t slot = static_cast<uint16_t>(ring.avail_idx() * 8 % ring.size());
-    ring.add_chain(slot, chain);
-    test::FrontEnd::kick(rig.kicks[q].get());
-  }
+  test::ChainInput input = test::decode_chain_input(data, size, kQueues);
+  std::memcpy(rig.front.ram.at(kData), input.rest, std::min<size_t>(input.rest_size, 0x100000));
+  test::publish_chain(*rig.queues[input.queue], input.chain, rig.kicks[input.queue].get());
   for (int i = 0; i < 4; ++i) rig.loop.run_once(0);
   const auto& c = rig.device->counters();
   if (c.inflated - c.deflated != rig.device->pages_held()) __builtin_trap();

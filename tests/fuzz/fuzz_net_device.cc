@@ -3,14 +3,14 @@
 // chains for the transmit, receive or control queue (descriptor layouts and bytes as the
 // input says), then frames arriving from the host end. Every frame the device sends must fit
 // what a network carries; what it completes must be what the driver made available.
-//   input: [queue selector][count] then per descriptor {gpa le32, length le16, flags}, then
-//          bytes copied to guest memory at 0x100000 and used as host frames
+//   input: tests/fuzz/chain_input.h, then bytes copied to guest memory at 0x100000 and used as
+//          host frames
 #include <sys/socket.h>
 
 #include <cstring>
 
 #include "device-procs/virtio-net/virtio_net_device.h"
-#include "tests/unit/fake_driver.h"
+#include "tests/fuzz/chain_input.h"
 
 using namespace bulkhead;
 using bulkhead::device::VirtioNetDevice;
@@ -52,27 +52,12 @@ struct Rig {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Rig rig;
   if (size < 2 || !rig.backend->connected()) return 0;
-  uint32_t q = data[0] % 3;
-  size_t count = data[1] % 9;
-  size_t at = 2;
-  test::DriverQueue& ring = *rig.queues[q];
-  std::vector<vhost_user::Descriptor> chain;
-  for (size_t i = 0; i < count && at + 7 <= size; ++i, at += 7) {
-    uint32_t gpa;
-    uint16_t length;
-    std::memcpy(&gpa, data + at, 4);
-    std::memcpy(&length, data + at + 4, 2);
-    chain.push_back({gpa % test::GuestRam::kSize, length, static_cast<uint16_t>(data[at + 6] & 7), 0});
-  }
-  size_t rest = size - at;
-  std::memcpy(rig.front.ram.at(kData), data + at, std::min<size_t>(rest, 0x100000));
+  test::ChainInput input = test::decode_chain_input(data, size, 3);
+  test::DriverQueue& ring = *rig.queues[input.queue];
+  std::memcpy(rig.front.ram.at(kData), input.rest, std::min<size_t>(input.rest_size, 0x100000));
   uint16_t used_before = ring.used_idx();
-  if (!chain.empty()) {
-    uint16_t slot = static_cast<uint16_t>(ring.avail_idx() * 8 % ring.size());
-    ring.add_chain(slot, chain);
-    test::FrontEnd::kick(rig.kicks[q].get());
-  }
-  if (rest) ::send(rig.host.get(), data + at, std::min<size_t>(rest, 65536), MSG_DONTWAIT);
+  test::publish_chain(ring, input.chain, rig.kicks[input.queue].get());
+  if (input.rest_size) ::send(rig.host.get(), input.rest, std::min<size_t>(input.rest_size, 65536), MSG_DONTWAIT);
   for (int i = 0; i < 4; ++i) rig.loop.run_once(0);
   for (char frame[70000];;) {
     ssize_t n = ::recv(rig.host.get(), frame, sizeof frame, MSG_DONTWAIT);

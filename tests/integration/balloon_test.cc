@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 
 #include "tests/integration/vm_test.h"
@@ -16,16 +17,6 @@
 
 namespace bulkhead::test {
 namespace {
-
-pid_t core_pid() {
-  for (pid_t pid : role_processes()) {
-    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-    std::string name;
-    std::getline(comm, name);
-    if (name == "bh-core") return pid;
-  }
-  return 0;
-}
 
 // Bytes of guest RAM the core's memfd holds (its allocated blocks, through /proc/<pid>/fd).
 uint64_t guest_ram_allocated(pid_t core) {
@@ -73,8 +64,9 @@ TEST_F(BalloonTest, InflatedPagesLeaveGuestRamAndComeBackZeroedAndUsable) {
   Subprocess vm(run_args({"--memory", "128M", "--balloon", "target=96M,free-page-reporting=on,stats-interval=1",
                           "--cmdline", "balloon=sync"}));
   ASSERT_TRUE(vm.wait_for("BH-READY balloon-touched", 60s)) << vm.out() << vm.err();
-  pid_t core = core_pid();
-  ASSERT_NE(core, 0);
+  std::map<std::string, pid_t> roles = roles_of(vm.pid());
+  ASSERT_TRUE(roles.count("bh-core"));
+  pid_t core = roles.at("bh-core");
   uint64_t ram_before = guest_ram_allocated(core), pss_before = pss_bytes(core);
   EXPECT_GE(ram_before, kBallooned) << "the guest touched the pages it is about to give away";
   vm.write_stdin("\n");
