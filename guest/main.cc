@@ -27,7 +27,8 @@ constexpr Scenario kScenarios[] = {
     {"bench-ide", scenario_bench_ide},
     {"balloon", scenario_balloon},       {"balloon-hostile", scenario_balloon_hostile},
     {"bench-balloon", scenario_bench_balloon}, {"idle", scenario_idle},
-    {"fill", scenario_fill},
+    {"fill", scenario_fill},             {"scsi-verify", scenario_scsi_verify},
+    {"net-verify", scenario_net_verify},     {"balloon-cycle", scenario_balloon_cycle},
 };
 constexpr const char* kDefaultScenarios = "hello smp";
 constexpr uint8_t kStatusFailed = 3;

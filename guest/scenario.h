@@ -58,6 +58,9 @@ bool scenario_balloon(const char* arg, Context& context);
 bool scenario_balloon_hostile(const char* arg, Context& context);
 bool scenario_bench_balloon(const char* arg, Context& context);
 bool scenario_idle(const char* arg, Context& context);
+bool scenario_scsi_verify(const char* arg, Context& context);
+bool scenario_net_verify(const char* arg, Context& context);
+bool scenario_balloon_cycle(const char* arg, Context& context);
 bool scenario_fill(const char* arg, Context& context);
 
 }  // namespace guest

@@ -41,9 +41,10 @@ int wait_device(RoleProcess& device, int signals) {
 }  // namespace
 
 RoleProcess start_device(const devices::DeviceKind& kind, const devices::DeviceInstance& instance,
-                         const VmSandbox& sandbox, int connection) {
-  RoleProcess device = spawn_role(executable_dir() + "/" + kind.executable, kind.process_name,
-                                  sandbox.spawn_options(kind.selinux_type));
+                         const VmSandbox& sandbox, int connection, bool as_sibling) {
+  SpawnOptions options = sandbox.spawn_options(kind.selinux_type);
+  options.as_sibling = as_sibling;
+  RoleProcess device = spawn_role(executable_dir() + "/" + kind.executable, kind.process_name, options);
   ipc::StartRole start;
   FdList fds;
   *start.mutable_confinement() = sandbox.confinement(kind.policy, instance.limits());

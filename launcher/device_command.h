@@ -19,9 +19,9 @@ class App;
 namespace bulkhead::launcher {
 
 // Starts `instance`'s confined device process, serving the core (or a front-end) over
-// `connection`.
+// `connection`; `as_sibling`: as our parent's child (see SpawnOptions).
 RoleProcess start_device(const devices::DeviceKind& kind, const devices::DeviceInstance& instance,
-                         const VmSandbox& sandbox, int connection);
+                         const VmSandbox& sandbox, int connection, bool as_sibling = false);
 // Starts the helper process `instance` needs (bh-slirp for user-mode networking), if any. It
 // lives as long as the VM (or the standalone device), across restarts of the device process.
 std::optional<RoleProcess> start_helper(const devices::DeviceInstance& instance, const VmSandbox& sandbox);

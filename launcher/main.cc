@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "launcher/ctl_command.h"
 #include "launcher/device_command.h"
 #include "launcher/devices_command.h"
 #include "launcher/run_command.h"
@@ -37,6 +38,11 @@ int main(int argc, char** argv) {
                       "How long device processes keep polling for work before sleeping (0-1000; default: "
                       "200 for disks and legacy devices, 0 for NICs, which measured faster without)")
       ->check(CLI::Range(0, 1000));
+  run_cmd->add_option("--device-restarts", run.device_restarts,
+                      "Restart a crashed virtio device process at most COUNT times in SECONDS; after that it "
+                      "stays down, the driver is told it needs a reset, and the VM runs on")
+      ->type_name("COUNT/SECONDS")
+      ->capture_default_str();
   launcher::add_device_options(*run_cmd, run.device_options);
   launcher::add_sandbox_options(*run_cmd, run.sandbox);
 
@@ -60,6 +66,9 @@ int main(int argc, char** argv) {
   CLI::App* devices_cmd = app.add_subcommand("devices", "List the kinds of devices a VM can have (the device table).");
   devices_cmd->add_flag("--markdown", markdown, "As the Markdown table of docs/devices.md");
 
+  launcher::CtlOptions ctl;
+  auto [ctl_cmd, list_cmd] = launcher::add_ctl_commands(app, ctl);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -71,6 +80,8 @@ int main(int argc, char** argv) {
     if (run_cmd->parsed()) return launcher::run_vm(run);
     if (device_cmd->parsed()) return launcher::serve_device(device);
     if (devices_cmd->parsed()) return launcher::list_devices(markdown);
+    if (ctl_cmd->parsed()) return launcher::run_ctl(ctl);
+    if (list_cmd->parsed()) return launcher::list_vms(ctl);
   } catch (const InputError& e) {
     std::fprintf(stderr, "bulkhead: error: %s\n", e.what());
     return launcher::kExitUsage;

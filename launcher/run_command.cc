@@ -3,14 +3,18 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <optional>
 #include <vector>
 
 #include "common/error.h"
 #include "ipc/control.pb.h"
+#include "launcher/ctl_socket.h"
 #include "launcher/device_command.h"
 #include "launcher/resources.h"
+#include "launcher/respawner.h"
 #include "launcher/sandbox.h"
 #include "launcher/spawn.h"
 #include "launcher/supervisor.h"
@@ -82,20 +86,32 @@ ipc::CoreConfig core_config(const VmPlan& plan, const CoreResources& r, std::vec
   return c;
 }
 
+// The core replays a virtio device's vhost-user set-up to a new process of it; a legacy
+// device's register state would be lost with its process.
+bool restartable(const PlannedDevice& device) {
+  return !device.kind->executable.empty() && device.instance->slot().has_virtio();
+}
+
 }  // namespace
 
 int run_vm(const RunOptions& options) {
   // The plan: every option checked, every device planned from the table.
   VmPlan plan = plan_vm(options);
 
-  // Host resources, opened and labelled; nothing runs yet, so bad input leaves nothing.
+  // Host resources, opened and labelled. Nothing runs yet but bh-respawn, which ends with
+  // its Respawner, so bad input leaves nothing.
   VmSandbox sandbox = VmSandbox::prepare(options.sandbox, limits_for(plan.memory, plan.cpus));
-  CoreResources core = open_core_resources(plan, sandbox);
   // Sockets made from here on (a console's, those to third-party back-ends, every socket
   // between the VM's processes, their control sockets) carry the VM's label.
   std::optional<SvirtLabels::SocketLabelScope> socket_label;
   if (sandbox.labels()) socket_label.emplace(sandbox.labels()->socket_context());
   for (PlannedDevice& device : plan.devices) device.instance->open(sandbox);
+  // bh-respawn forks now: it needs what the devices opened, and must hold nothing else.
+  std::optional<Respawner> respawner;
+  if (std::any_of(plan.devices.begin(), plan.devices.end(), restartable)) respawner.emplace(Respawner::start(plan, sandbox));
+  std::optional<CtlListener> ctl;  // `bulkhead ctl`, served by the supervisor
+  if (sandbox.identity()) ctl = CtlListener::create(sandbox.identity()->state_dir(), ::getuid());
+  CoreResources core = open_core_resources(plan, sandbox);
   std::vector<Connection> connections;
   for (PlannedDevice& device : plan.devices) connections.push_back(connect_device(device));
   sigset_t old_mask;
@@ -103,11 +119,12 @@ int run_vm(const RunOptions& options) {
 
   // The VM's processes: each device, then the core that attaches them.
   sandbox.announce();
-  std::vector<RoleProcess> devices;
+  std::vector<SupervisedDevice> devices;
   for (size_t i = 0; i < plan.devices.size(); ++i) {
     if (!connections[i].device_side) continue;
-    devices.push_back(start_device(*plan.devices[i].kind, *plan.devices[i].instance, sandbox,
-                                   connections[i].device_side.get()));
+    const PlannedDevice& planned = plan.devices[i];
+    devices.push_back({start_device(*planned.kind, *planned.instance, sandbox, connections[i].device_side.get()),
+                       static_cast<uint32_t>(i), connections[i].slot.name(), restartable(planned)});
     connections[i].device_side.reset();  // the device holds its own copy now
   }
   std::vector<RoleProcess> helpers;
@@ -131,8 +148,10 @@ int run_vm(const RunOptions& options) {
   std::vector<int> removable;
   for (const PlannedDevice& device : plan.devices)
     for (int dir : device.instance->removable_dirs()) removable.push_back(dir);
+  SupervisedVm vm{sandbox.identity() ? sandbox.identity()->name() : "", std::move(core_process), std::move(devices),
+                  std::move(helpers), std::move(respawner), plan.restarts, std::move(ctl)};
   sandbox.confine_launcher(removable);
-  Supervisor supervisor(std::move(core_process), std::move(devices), std::move(helpers), std::move(signals));
+  Supervisor supervisor(std::move(vm), std::move(signals));
   int status = supervisor.run();
   ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
   return status;

@@ -82,7 +82,7 @@ RoleProcess spawn_role(const std::string& executable, const std::string& role, c
   envp.push_back(nullptr);
   std::string argv0 = role;
   char* argv[] = {argv0.data(), nullptr};
-  pid_t parent = ::getpid();
+  pid_t parent = options.as_sibling ? ::getppid() : ::getpid();
   const std::string& context = options.selinux_context;
 
   int pidfd = -1;
@@ -97,7 +97,9 @@ RoleProcess spawn_role(const std::string& executable, const std::string& role, c
     args.cgroup = static_cast<uint64_t>(options.cgroup_fd);
   }
   args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
-  args.exit_signal = SIGCHLD;
+  // A sibling's parent is told by the signal it chose for us (SIGCHLD); clone3 wants 0 here.
+  if (options.as_sibling) args.flags |= CLONE_PARENT;
+  else args.exit_signal = SIGCHLD;
   // clone3 with the args above; the child continues below with a copy of our memory.
   pid_t pid = static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
   if (pid < 0) throw_errno("starting " + role + " (clone3)");

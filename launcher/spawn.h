@@ -46,6 +46,9 @@ struct SpawnOptions {
   int cgroup_fd = -1;
   // SELinux context to exec into (the role's domain at the VM's categories), or "".
   std::string selinux_context;
+  // The new process is our parent's child, not ours (CLONE_PARENT): how bh-respawn starts a
+  // device again for the supervisor, which then reaps it like the ones it started itself.
+  bool as_sibling = false;
 };
 
 // Starts `executable` (clone3) in a new session, with PR_SET_PDEATHSIG so it dies with us, an

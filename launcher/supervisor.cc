@@ -3,8 +3,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -16,8 +18,29 @@ namespace bulkhead::launcher {
 
 namespace {
 constexpr auto kDeviceExitGrace = std::chrono::seconds(5);
+// A device that crashes again this soon after its restart is in a crash loop: back off.
+constexpr auto kQuickCrash = std::chrono::seconds(1);
+constexpr auto kFirstBackoff = std::chrono::milliseconds(10), kMaxBackoff = std::chrono::milliseconds(1000);
+
+constexpr size_t kMaxCtlClients = 16;
+
+std::string plural(size_t n, const char* what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); }
 }  // namespace
 
+Supervisor::Supervisor(SupervisedVm vm, UniqueFd signals)
+    : name_(std::move(vm.name)),
+      core_(std::move(vm.core)),
+      helpers_(std::move(vm.helpers)),
+      respawner_(std::move(vm.respawner)),
+      restarts_(vm.restarts),
+      ctl_(std::move(vm.ctl)),
+      signals_(std::move(signals)) {
+  for (SupervisedDevice& d : vm.devices) {
+    Device device;
+    static_cast<SupervisedDevice&>(device) = std::move(d);
+    devices_.push_back(std::move(device));
+  }
+}
 
 bool Supervisor::on_core_message() {
   ipc::RoleEvent event;
@@ -28,23 +51,277 @@ bool Supervisor::on_core_message() {
     spdlog::warn("bad message from the core: {}", e.what());
     return false;
   }
+  if (event.ready()) core_ready_ = true;
   if (event.has_vm_stopped()) stopped_ = event.vm_stopped();
+  if (event.has_device_lost()) on_device_lost(event.device_lost());
   return true;
+}
+
+void Supervisor::on_device_lost(const ipc::DeviceLost& lost) {
+  if (std::none_of(devices_.begin(), devices_.end(), [&](const Device& d) { return d.slot == lost.device(); })) {
+    // A third party's back-end: its socket is the operator's, there is nothing to restart.
+    fprintf(stderr, "bulkhead: error: the vhost-user back-end of %s went away%s; the device stays down and the VM "
+            "runs on without it\n", lost.device().c_str(), lost.why().empty() ? "" : (" (" + lost.why() + ")").c_str());
+    ipc::CoreRequest request;
+    request.set_device_failed(lost.device());
+    tell_core(request);
+    return;
+  }
+  for (Device& d : devices_) {
+    if (d.slot != lost.device() || d.generation != lost.generation() || d.state != Device::State::kRunning) continue;
+    d.lost_reported = true;
+    d.lost_why = lost.why();
+    // A process that stopped answering is ended here and restarted like a crashed one. One
+    // that saw the core shut its socket may have exited first: it is restarted now.
+    if (d.process.reaped) on_device_exit(d);
+    else ::kill(d.process.pid, SIGKILL);
+  }
+}
+
+void Supervisor::tell_core(const ipc::CoreRequest& request, std::span<const int> fds) {
+  try {
+    core_.control->send(request, fds);
+  } catch (const std::exception& e) {
+    spdlog::warn("cannot reach the core: {}", e.what());  // it is ending; its exit says why
+  }
+}
+
+void Supervisor::on_device_exit(Device& d) {
+  // A device exits on its own (status 0) when its socket to the core hangs up: the core is
+  // ending, unless the core reported it lost first.
+  bool crashed = !WIFEXITED(d.process.wait_status) || WEXITSTATUS(d.process.wait_status) != 0 || d.lost_reported;
+  if (vm_ending() || !crashed) return;
+  std::string how = d.process.role + " (" + d.slot + ") " + describe_exit(d.process);
+  if (d.lost_reported && !d.lost_why.empty()) how += " after the core lost it (" + d.lost_why + ")";
+  if (d.restart_requested) {
+    d.restart_requested = false;
+    return restart(d, true);
+  }
+  emit(ipc::ctl::Event::CRASH, d.slot, how);
+  // Before the core is ready it has no device to reconnect: its start fails, naming this one.
+  if (!d.restartable || !respawner_ || !core_ready_) {
+    if (device_failure_.empty()) device_failure_ = how;  // the core reports the VM failed
+    return;
+  }
+  Clock::time_point now = Clock::now();
+  d.crashes.push_back(now);
+  while (!d.crashes.empty() && now - d.crashes.front() > restarts_.window) d.crashes.pop_front();
+  if (d.crashes.size() > restarts_.max_restarts)
+    return give_up(d, how + "; it crashed " + plural(d.crashes.size(), "time") + " within " +
+                          std::to_string(restarts_.window.count()) + " s");
+  d.quick_crashes = now - d.started < kQuickCrash ? d.quick_crashes + 1 : 0;
+  auto backoff = d.quick_crashes ? std::min<std::chrono::milliseconds>(kFirstBackoff * (1u << std::min(d.quick_crashes - 1, 7u)), kMaxBackoff)
+                                 : std::chrono::milliseconds(0);
+  d.state = Device::State::kRestarting;
+  d.restart_at = now + backoff;
+  d.last_crash = how;
+  if (backoff.count() == 0) restart(d);
+}
+
+void Supervisor::restart(Device& d, bool asked) {
+  Respawner::Respawned fresh;
+  try {
+    fresh = respawner_->respawn(d.plan_index);
+  } catch (const std::exception& e) {
+    return give_up(d, d.last_crash + "; starting it again failed: " + e.what());
+  }
+  fresh.process.role = d.process.role;
+  d.process = std::move(fresh.process);
+  d.state = Device::State::kRunning;
+  d.started = Clock::now();
+  d.lost_reported = false;
+  d.lost_why.clear();
+  ++d.generation;
+  ipc::CoreRequest request;
+  ipc::CoreRequest::DeviceReconnect* reconnect = request.mutable_reconnect();
+  reconnect->set_device(d.slot);
+  reconnect->set_socket_fd(0);
+  reconnect->set_generation(d.generation);
+  int fd = fresh.core_socket.get();
+  tell_core(request, {&fd, 1});
+  if (asked)
+    fprintf(stderr, "bulkhead: restarted %s (%s) as bulkhead ctl asked\n", d.process.role.c_str(), d.slot.c_str());
+  else
+    fprintf(stderr, "bulkhead: warning: %s; restarted it (%s within %lld s)\n", d.last_crash.c_str(),
+            plural(d.crashes.size(), "restart").c_str(), static_cast<long long>(restarts_.window.count()));
+  emit(ipc::ctl::Event::RESTART, d.slot, "restarted as pid " + std::to_string(d.process.pid));
+}
+
+void Supervisor::give_up(Device& d, const std::string& why) {
+  d.state = Device::State::kFailed;
+  d.last_crash = why;
+  fprintf(stderr, "bulkhead: error: %s; it stays down and the VM runs on without it\n", why.c_str());
+  emit(ipc::ctl::Event::FAILED, d.slot, why);
+  ipc::CoreRequest request;
+  request.set_device_failed(d.slot);
+  tell_core(request);
+}
+
+int Supervisor::next_deadline_ms() const {
+  int soonest = -1;
+  auto consider = [&](Clock::time_point at) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(at - Clock::now()).count();
+    int ms = static_cast<int>(std::max<long long>(left, 0));
+    if (soonest < 0 || ms < soonest) soonest = ms;
+  };
+  for (const Device& d : devices_)
+    if (d.state == Device::State::kRestarting) consider(d.restart_at);
+  if (hard_stop_at_) consider(*hard_stop_at_);
+  return soonest;
+}
+
+void Supervisor::describe(ipc::ctl::Reply& reply) const {
+  reply.set_vm(name_);
+  reply.set_pid(::getpid());
+  reply.set_state(vm_ending() || hard_stop_at_ ? "stopping" : "running");
+  for (const Device& d : devices_) {
+    ipc::ctl::Device* out = reply.add_devices();
+    out->set_name(d.slot);
+    out->set_process(d.process.role);
+    out->set_state(d.state == Device::State::kRunning      ? ipc::ctl::Device::RUNNING
+                   : d.state == Device::State::kRestarting ? ipc::ctl::Device::RESTARTING
+                                                           : ipc::ctl::Device::FAILED);
+    out->set_pid(d.state == Device::State::kRunning && !d.process.reaped ? d.process.pid : 0);
+    out->set_restarts(d.generation);
+    out->set_last_crash(d.last_crash);
+    out->set_restartable(d.restartable);
+  }
+}
+
+ipc::ctl::Reply Supervisor::restart_device(const std::string& name) {
+  ipc::ctl::Reply reply;
+  auto it = std::find_if(devices_.begin(), devices_.end(), [&](const Device& d) { return d.slot == name; });
+  if (it == devices_.end()) {
+    std::string known;
+    for (const Device& d : devices_) known += (known.empty() ? "" : ", ") + d.slot;
+    reply.set_error("no device '" + name + "' in this VM (its devices: " + known + ")");
+    return reply;
+  }
+  Device& d = *it;
+  if (!d.restartable || !respawner_) {
+    reply.set_error(name + " is a legacy device; only virtio devices can be restarted");
+    return reply;
+  }
+  if (vm_ending()) {
+    reply.set_error("the VM is stopping");
+    return reply;
+  }
+  // An operator's restart starts the crash count afresh (Cloud Hypervisor's issue 8764: a
+  // device latched off for good).
+  d.crashes.clear();
+  d.quick_crashes = 0;
+  if (d.state == Device::State::kRunning && !d.process.reaped) {
+    d.restart_requested = true;
+    ::kill(d.process.pid, SIGKILL);  // on_device_exit starts it again
+  } else {
+    restart(d, true);
+  }
+  reply.set_ok(true);
+  describe(reply);
+  return reply;
+}
+
+ipc::ctl::Reply Supervisor::answer(const ipc::ctl::Request& request, CtlClient& client) {
+  ipc::ctl::Reply reply;
+  reply.set_version(ipc::ctl::CURRENT);
+  if (request.version() != ipc::ctl::CURRENT) {
+    reply.set_error("this VM speaks control protocol version " + std::to_string(ipc::ctl::CURRENT) + ", not " +
+                    std::to_string(request.version()));
+    return reply;
+  }
+  using R = ipc::ctl::Request;
+  switch (request.command_case()) {
+    case R::kStatus:
+    case R::kDevices:
+      reply.set_ok(true);
+      describe(reply);
+      break;
+    case R::kEvents:
+      client.events = true;
+      reply.set_ok(true);
+      describe(reply);
+      break;
+    case R::kStop: {
+      if (vm_ending()) {
+        reply.set_error("the VM is stopping already");
+        break;
+      }
+      ipc::CoreRequest press;
+      press.set_power_button(true);
+      tell_core(press);
+      hard_stop_after_s_ = request.stop().timeout_s();
+      hard_stop_at_ = Clock::now() + std::chrono::seconds(hard_stop_after_s_);
+      reply.set_ok(true);
+      describe(reply);
+      break;
+    }
+    case R::kKill:
+      if (stopped_by_.empty()) stopped_by_ = "bulkhead ctl kill";
+      kill_all();
+      reply.set_ok(true);
+      describe(reply);
+      break;
+    case R::kRestartDevice: {
+      ipc::ctl::Reply restarted = restart_device(request.restart_device().device());
+      restarted.set_version(ipc::ctl::CURRENT);
+      return restarted;
+    }
+    default:
+      reply.set_error("unknown command");
+  }
+  return reply;
+}
+
+void Supervisor::on_ctl_request(CtlClient& client) {
+  ipc::ctl::Request request;
+  std::vector<UniqueFd> fds;
+  ipc::ctl::Reply reply;
+  try {
+    if (!client.channel.receive(request, fds)) {
+      client.gone = true;
+      return;
+    }
+    reply = answer(request, client);
+  } catch (const InputError& e) {
+    reply.set_error(std::string("bad request: ") + e.what());
+  }
+  try {
+    client.channel.send(reply);
+  } catch (const std::exception&) {
+    client.gone = true;  // not reading its answers
+  }
+}
+
+void Supervisor::emit(ipc::ctl::Event::Kind kind, const std::string& device, const std::string& message) {
+  ipc::ctl::Event event;
+  event.set_kind(kind);
+  event.set_device(device);
+  event.set_message(message);
+  for (CtlClient& c : clients_) {
+    if (!c.events) continue;
+    try {
+      c.channel.send(event);
+    } catch (const std::exception&) {
+      c.gone = true;  // a subscriber that does not read loses its stream
+    }
+  }
 }
 
 void Supervisor::kill_all() {
   // Roles run as pid 1 of their own pid namespace, where SIGTERM without a handler is
   // ignored; SIGKILL always ends them.
   if (!core_.reaped) ::kill(core_.pid, SIGKILL);
-  for (auto* roles : {&devices_, &helpers_})
-    for (auto& r : *roles)
-      if (!r.reaped) ::kill(r.pid, SIGKILL);
+  for (auto& d : devices_)
+    if (!d.process.reaped) ::kill(d.process.pid, SIGKILL);
+  for (auto& h : helpers_)
+    if (!h.reaped) ::kill(h.pid, SIGKILL);
 }
 
 void Supervisor::wait_for_devices() {
   // Devices finish on their own once the core is gone (flushing guest output first).
   auto deadline = std::chrono::steady_clock::now() + kDeviceExitGrace;
-  for (auto& d : devices_) {
+  for (auto& device : devices_) {
+    RoleProcess& d = device.process;
     while (!try_reap(d)) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) {
@@ -61,11 +338,15 @@ void Supervisor::wait_for_devices() {
 int Supervisor::run() {
   while (!try_reap(core_)) {
     std::vector<pollfd> fds = {{signals_.get(), POLLIN, 0}, {core_.pidfd.get(), POLLIN, 0},
-                               {core_.control->fd(), POLLIN, 0}};
-    for (auto& d : devices_) fds.push_back({d.pidfd.get(), d.reaped ? short{0} : short{POLLIN}, 0});
+                               {core_.control->fd(), POLLIN, 0}, {ctl_ ? ctl_->fd() : -1, POLLIN, 0}};
+    constexpr size_t kFirstDevice = 4;
+    for (auto& d : devices_) fds.push_back({d.process.pidfd.get(), d.process.reaped ? short{0} : short{POLLIN}, 0});
+    size_t first_helper = fds.size();
     for (auto& h : helpers_) fds.push_back({h.pidfd.get(), h.reaped ? short{0} : short{POLLIN}, 0});
+    size_t first_client = fds.size();
+    for (auto& c : clients_) fds.push_back({c.channel.fd(), POLLIN, 0});
     // poll() over descriptors this supervisor owns.
-    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) throw_errno("poll");
+    if (::poll(fds.data(), fds.size(), next_deadline_ms()) < 0 && errno != EINTR) throw_errno("poll");
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo info;
       // One siginfo record from our signalfd.
@@ -74,17 +355,29 @@ int Supervisor::run() {
         kill_all();
       }
     }
+    // The core's reports first: one that a device was lost comes before that device's exit.
     if (fds[2].revents & POLLIN) on_core_message();
     for (size_t i = 0; i < devices_.size(); ++i) {
-      if ((fds[3 + i].revents & POLLIN) && try_reap(devices_[i]) && device_failure_.empty() && !interrupted_by_) {
-        device_failure_ = devices_[i].role + " " + describe_exit(devices_[i]);
-      }
+      Device& d = devices_[i];
+      if ((fds[kFirstDevice + i].revents & POLLIN) && try_reap(d.process)) on_device_exit(d);
+      if (d.state == Device::State::kRestarting && !vm_ending() && Clock::now() >= d.restart_at) restart(d);
     }
     for (size_t i = 0; i < helpers_.size(); ++i) {
       // The guest keeps running; what the helper served (its NIC's host network) is gone.
-      if ((fds[3 + devices_.size() + i].revents & POLLIN) && try_reap(helpers_[i]) && !interrupted_by_)
+      if ((fds[first_helper + i].revents & POLLIN) && try_reap(helpers_[i]) && !interrupted_by_)
         fprintf(stderr, "bulkhead: warning: %s %s; its NIC is cut off from the host's network\n",
                 helpers_[i].role.c_str(), describe_exit(helpers_[i]).c_str());
+    }
+    for (size_t i = 0; i < clients_.size(); ++i) {
+      if (fds[first_client + i].revents & POLLIN) on_ctl_request(clients_[i]);
+      else if (fds[first_client + i].revents) clients_[i].gone = true;
+    }
+    std::erase_if(clients_, [](const CtlClient& c) { return c.gone; });
+    if ((fds[3].revents & POLLIN) && clients_.size() < kMaxCtlClients)
+      if (std::optional<ipc::ControlChannel> client = ctl_->accept()) clients_.push_back({std::move(*client)});
+    if (hard_stop_at_ && Clock::now() >= *hard_stop_at_ && stopped_by_.empty()) {
+      stopped_by_ = "bulkhead ctl stop (the guest did not power off within " + std::to_string(hard_stop_after_s_) + " s)";
+      kill_all();
     }
   }
   // The core's last report may still sit in the socket after it exited.
@@ -94,34 +387,47 @@ int Supervisor::run() {
   }
   wait_for_devices();
   for (auto& h : helpers_) stop_role(h);
+  respawner_.reset();
+  return finish();
+}
 
-  if (interrupted_by_) {
-    fprintf(stderr, "bulkhead: stopped by signal %d (%s)\n", interrupted_by_, strsignal(interrupted_by_));
-    return 128 + interrupted_by_;
-  }
-  if (!stopped_) {
-    std::string why = "bh-core " + describe_exit(core_);
-    if (!device_failure_.empty()) why += " after " + device_failure_;
-    fprintf(stderr, "bulkhead: error: the VM failed: %s\n", why.c_str());
-    return kExitVmmError;
-  }
-  switch (stopped_->reason()) {
-    case ipc::VmStopped::GUEST_EXIT:
-      return static_cast<int>(stopped_->exit_code());
-    case ipc::VmStopped::GUEST_RESET:
-    case ipc::VmStopped::GUEST_POWEROFF:
-      fprintf(stderr, "bulkhead: %s\n", stopped_->message().c_str());
-      return 0;
-    case ipc::VmStopped::CONFIG_ERROR:
-      fprintf(stderr, "bulkhead: error: %s\n", stopped_->message().c_str());
-      return kExitUsage;
-    default: {
-      std::string why = stopped_->message();
-      if (!device_failure_.empty()) why += " (" + device_failure_ + ")";
-      fprintf(stderr, "bulkhead: error: the VM failed: %s\n", why.c_str());
-      return kExitVmmError;
+int Supervisor::finish() {
+  std::string message;
+  int status;
+  if (!stopped_by_.empty()) {
+    message = "bulkhead: stopped by " + stopped_by_;
+    status = 128 + SIGKILL;
+  } else if (interrupted_by_) {
+    message = "bulkhead: stopped by signal " + std::to_string(interrupted_by_) + " (" + strsignal(interrupted_by_) + ")";
+    status = 128 + interrupted_by_;
+  } else if (!stopped_) {
+    message = "bulkhead: error: the VM failed: bh-core " + describe_exit(core_);
+    if (!device_failure_.empty()) message += " after " + device_failure_;
+    status = kExitVmmError;
+  } else {
+    switch (stopped_->reason()) {
+      case ipc::VmStopped::GUEST_EXIT:
+        status = static_cast<int>(stopped_->exit_code());
+        break;
+      case ipc::VmStopped::GUEST_RESET:
+      case ipc::VmStopped::GUEST_POWEROFF:
+        message = "bulkhead: " + stopped_->message();
+        status = 0;
+        break;
+      case ipc::VmStopped::CONFIG_ERROR:
+        message = "bulkhead: error: " + stopped_->message();
+        status = kExitUsage;
+        break;
+      default:
+        message = "bulkhead: error: the VM failed: " + stopped_->message();
+        if (!device_failure_.empty()) message += " (" + device_failure_ + ")";
+        status = kExitVmmError;
     }
   }
+  if (!message.empty()) fprintf(stderr, "%s\n", message.c_str());
+  emit(ipc::ctl::Event::VM_STOPPED, "",
+       message.empty() ? "the guest exited with status " + std::to_string(status) : message.substr(10));
+  return status;
 }
 
 }  // namespace bulkhead::launcher

@@ -1,36 +1,105 @@
-// The supervisor: the launcher once a VM's processes run. It reaps them, forwards
+// The supervisor: the launcher once a VM's processes run. It reaps them, restarts crashed
+// virtio device processes (through bh-respawn) for the core to reconnect, forwards
 // termination signals, reports how the VM ended and turns that into the exit status.
 #pragma once
 
+#include <chrono>
+#include <deque>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "ipc/control.pb.h"
+#include "ipc/ctl.pb.h"
+#include "launcher/ctl_socket.h"
+#include "launcher/respawner.h"
 #include "launcher/spawn.h"
+#include "launcher/vm_plan.h"
 
 namespace bulkhead::launcher {
 
+// One device process of the VM.
+struct SupervisedDevice {
+  RoleProcess process;
+  uint32_t plan_index = 0;   // what bh-respawn starts again
+  std::string slot;          // the core's name for the device, e.g. "virtio-scsi0"
+  bool restartable = false;  // a virtio device: the core can replay its vhost-user set-up
+};
+
+// Everything of one running VM that the supervisor watches and serves.
+struct SupervisedVm {
+  std::string name;
+  RoleProcess core;
+  std::vector<SupervisedDevice> devices;
+  std::vector<RoleProcess> helpers;  // bh-slirp: they stop once the devices have
+  std::optional<Respawner> respawner;
+  RestartPolicy restarts;
+  std::optional<CtlListener> ctl;  // `bulkhead ctl` (none without a state directory)
+};
+
 class Supervisor {
  public:
-  // `helpers` (bh-slirp) serve devices: they stop once the devices have.
-  Supervisor(RoleProcess core, std::vector<RoleProcess> devices, std::vector<RoleProcess> helpers, UniqueFd signals)
-      : core_(std::move(core)), devices_(std::move(devices)), helpers_(std::move(helpers)), signals_(std::move(signals)) {}
+  Supervisor(SupervisedVm vm, UniqueFd signals);
 
   // Returns the launcher's exit status (see the README's table).
   int run();
 
  private:
+  using Clock = std::chrono::steady_clock;
+  struct Device : SupervisedDevice {
+    enum class State { kRunning, kRestarting, kFailed } state = State::kRunning;
+    Clock::time_point started = Clock::now(), restart_at{};
+    std::deque<Clock::time_point> crashes;  // those within the policy's window
+    uint32_t quick_crashes = 0;             // in a row, each within a second of its start
+    uint32_t generation = 0;                // restarts so far: the core counts reconnects alike
+    bool lost_reported = false;             // the core gave up this generation's connection
+    bool restart_requested = false;         // by `bulkhead ctl restart-device`: not a crash
+    std::string lost_why;                   // ... and why, if not a plain hang-up
+    std::string last_crash;                 // how it ended, for the restart's report
+  };
+  struct CtlClient {
+    ipc::ControlChannel channel;
+    bool events = false;  // streams Event messages
+    bool gone = false;    // hung up, or stopped reading: dropped
+  };
+
   bool on_core_message();
+  void on_device_lost(const ipc::DeviceLost& lost);
+  void on_device_exit(Device& device);
+  // `asked`: by `bulkhead ctl restart-device`, not after a crash.
+  void restart(Device& device, bool asked = false);
+  void give_up(Device& device, const std::string& why);
+  void tell_core(const ipc::CoreRequest& request, std::span<const int> fds = {});
+  // Milliseconds until the next restart or hard stop is due, or -1.
+  int next_deadline_ms() const;
+  bool vm_ending() const { return interrupted_by_ || core_.reaped || stopped_ || !stopped_by_.empty(); }
   void kill_all();
   void wait_for_devices();
+  // The control socket: one request per message, one reply each (ipc/ctl.proto).
+  void on_ctl_request(CtlClient& client);
+  ipc::ctl::Reply answer(const ipc::ctl::Request& request, CtlClient& client);
+  ipc::ctl::Reply restart_device(const std::string& name);
+  void describe(ipc::ctl::Reply& reply) const;
+  void emit(ipc::ctl::Event::Kind kind, const std::string& device, const std::string& message);
+  int finish();  // reports how the VM ended, returns the exit status
 
+  std::string name_;
   RoleProcess core_;
-  std::vector<RoleProcess> devices_, helpers_;
+  std::vector<Device> devices_;
+  std::vector<RoleProcess> helpers_;
+  std::optional<Respawner> respawner_;
+  RestartPolicy restarts_;
+  std::optional<CtlListener> ctl_;
+  std::vector<CtlClient> clients_;
   UniqueFd signals_;
+  bool core_ready_ = false;  // it built the VM: it can reconnect devices from now on
   std::optional<ipc::VmStopped> stopped_;
   std::string device_failure_;
   int interrupted_by_ = 0;
+  std::string stopped_by_;  // "bulkhead ctl kill", ...: the operator ended the VM
+  std::optional<Clock::time_point> hard_stop_at_;  // `ctl stop`: if the guest has not powered off
+  uint32_t hard_stop_after_s_ = 0;
 };
 
 }  // namespace bulkhead::launcher

@@ -22,7 +22,7 @@ namespace bulkhead::launcher {
 
 namespace {
 
-constexpr const char* kStateFiles[] = {"launcher", "uid", "mcs"};
+constexpr const char* kStateFiles[] = {"launcher", "uid", "mcs", "control.sock"};
 
 bool valid_name(const std::string& n) {
   if (n.empty() || n.size() > 64 || n[0] == '.') return false;

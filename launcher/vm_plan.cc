@@ -153,6 +153,23 @@ void plan_memory(const std::string& text, VmPlan& plan) {
 
 }  // namespace
 
+RestartPolicy parse_restart_policy(const std::string& text) {
+  auto bad = [&] { return InputError("--device-restarts '" + text + "' is not COUNT/SECONDS (e.g. 5/60)"); };
+  size_t slash = text.find('/');
+  if (slash == std::string::npos) throw bad();
+  auto number = [&](const std::string& digits, uint32_t max) {
+    if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos) throw bad();
+    uint32_t n = static_cast<uint32_t>(std::stoul(digits));
+    if (n > max) throw bad();
+    return n;
+  };
+  RestartPolicy policy;
+  policy.max_restarts = number(text.substr(0, slash), 100000);
+  policy.window = std::chrono::seconds(number(text.substr(slash + 1), 86400));
+  if (policy.window.count() == 0) throw bad();
+  return policy;
+}
+
 VmPlan plan_vm(const RunOptions& options) {
   VmPlan plan;
   plan_memory(options.memory, plan);
@@ -162,6 +179,7 @@ VmPlan plan_vm(const RunOptions& options) {
   plan.initrd = options.initrd;
   plan.cmdline = options.cmdline;
   plan.cpu_model = options.cpu == "host" ? ipc::CoreConfig::HOST : ipc::CoreConfig::BASELINE;
+  plan.restarts = parse_restart_policy(options.device_restarts);
   check_selftest(options.sandbox.selftest, role_policies());
 
   Mode mode = options.mode == "full" ? Mode::kFull : Mode::kParavirt;

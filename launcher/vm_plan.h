@@ -3,6 +3,7 @@
 // left behind.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -29,6 +30,7 @@ struct RunOptions {
   std::string cpu = "baseline";  // CPU model: baseline or host
   std::string mode = "paravirt";
   std::optional<uint32_t> device_poll_us;  // unset: each device kind's own default
+  std::string device_restarts = "5/60";    // COUNT/SECONDS
   // The device table's options (--serial, --disk, ...), by name, every occurrence as typed.
   std::map<std::string, std::vector<std::string>> device_options;
   SandboxRequest sandbox;
@@ -37,6 +39,12 @@ struct RunOptions {
 struct PlannedDevice {
   const devices::DeviceKind* kind;
   std::unique_ptr<devices::DeviceInstance> instance;
+};
+
+// How often the supervisor restarts a crashed device process before it leaves it down.
+struct RestartPolicy {
+  uint32_t max_restarts = 5;
+  std::chrono::seconds window{60};
 };
 
 struct VmPlan {
@@ -48,12 +56,16 @@ struct VmPlan {
   std::string cmdline;
   ipc::CoreConfig::CpuModel cpu_model = ipc::CoreConfig::BASELINE;
   devices::VmContext context;
+  RestartPolicy restarts;
   std::vector<PlannedDevice> devices;  // in table order: the order the core attaches them
 };
 
 // Registers every option of the device table on `run` (an option several kinds share once),
 // its values going to `values`.
 void add_device_options(CLI::App& run, std::map<std::string, std::vector<std::string>>& values);
+
+// --device-restarts COUNT/SECONDS; throws InputError naming the problem.
+RestartPolicy parse_restart_policy(const std::string& text);
 
 // Throws InputError naming the problem.
 VmPlan plan_vm(const RunOptions& options);

@@ -46,6 +46,7 @@ const std::map<std::string, uint64_t>& constants() {
       {"F_ADD_SEALS", F_ADD_SEALS},
       {"CLONE_THREAD_FLAGS", kCloneThreadFlags},
       {"SIGKILL", SIGKILL},
+      {"SO_PEERCRED", SO_PEERCRED},
       {"PR_SET_NAME", PR_SET_NAME},
       {"PR_GET_NAME", PR_GET_NAME},
       {"TCGETS", TCGETS},

@@ -53,6 +53,17 @@ class Frontend {
   // Gets (once) and hands back the inflight region, before rings start; no-op if unsupported.
   void setup_inflight(uint16_t queues, uint16_t queue_size);
   void drop_inflight();
+  // The inflight region outlives a back-end that dies: the front-end keeps it and hands it
+  // to the next one, which resubmits what the dead one left in flight.
+  struct InflightRegion {
+    UniqueFd fd;
+    InflightDescription description{};
+  };
+  InflightRegion release_inflight() { return {std::move(inflight_fd_), inflight_}; }
+  void adopt_inflight(InflightRegion region) {
+    inflight_fd_ = std::move(region.fd);
+    inflight_ = region.description;
+  }
   void start_queue(const QueueStart& q);
   // Stops a ring; returns the next available index (for a later restart).
   [[nodiscard]] uint16_t stop_queue(uint32_t index);

@@ -26,7 +26,7 @@ int main() {
       ipc::RoleEvent ready;
       ready.set_ready(true);
       control.send(ready);
-      stopped = vm.run(control.fd());
+      stopped = vm.run(control);
     }
     *event.mutable_vm_stopped() = stopped;
   } catch (const InputError& e) {

@@ -2,6 +2,8 @@
 
 #include <poll.h>
 
+#include <algorithm>
+
 #include "common/error.h"
 #include "common/log.h"
 #include "ipc/control_channel.h"
@@ -100,25 +102,32 @@ void Vm::add_system_devices() {
   pio_.add(pf::kPciConfigPort, pf::kPciConfigPorts, pci_, "PCI configuration");
 }
 
+void Vm::connect_device(const ipc::DeviceSlot& slot, UniqueFd socket, uint32_t poll_us) {
+  if (slot.has_virtio()) {
+    auto device = std::make_unique<VhostUserPciBackend>(slot.name(), static_cast<uint16_t>(slot.virtio().device_type()),
+                                                        std::move(socket), memory_);
+    auto pci = std::make_shared<VirtioPciDevice>(*device, vm_fd_.get(), router_, monitor_);
+    pci_->add(pci);
+    virtio_devices_.push_back({std::move(device), std::move(pci)});
+  } else if (slot.has_legacy()) {
+    auto proxy = std::make_unique<LegacyDeviceProxy>(slot.name(), std::move(socket), slot.legacy(), memory_, poll_us,
+                                                     control_);
+    proxy->attach(pio_, mmio_, *pci_, router_);
+    legacy_devices_.push_back(std::move(proxy));
+  } else {
+    throw InputError("it has no attachment");
+  }
+}
+
 std::vector<AcpiIsaDevice> Vm::connect_devices(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds) {
   std::vector<AcpiIsaDevice> isa;
-  auto lost = [this](const std::string& name) {
-    return [this, name](const std::string& why) { control_.device_lost(name, why); };
-  };
   for (const ipc::DeviceSlot& slot : config.devices()) {
-    UniqueFd socket = take_required_fd(fds, slot.socket_fd(), "a device socket");
-    if (slot.has_virtio()) {
-      auto device = std::make_unique<VhostUserPciBackend>(slot.name(), static_cast<uint16_t>(slot.virtio().device_type()),
-                                                      std::move(socket), memory_, lost(slot.name()));
-      pci_->add(std::make_shared<VirtioPciDevice>(*device, vm_fd_.get(), router_, monitor_));
-      virtio_devices_.push_back(std::move(device));
-    } else if (slot.has_legacy()) {
-      auto proxy = std::make_unique<LegacyDeviceProxy>(slot.name(), std::move(socket), slot.legacy(), memory_,
-                                                       config.device_poll_us(), control_);
-      proxy->attach(pio_, mmio_, *pci_, router_);
-      legacy_devices_.push_back(std::move(proxy));
-    } else {
-      throw InputError("device " + slot.name() + " has no attachment");
+    try {
+      connect_device(slot, take_required_fd(fds, slot.socket_fd(), "a device socket"), config.device_poll_us());
+    } catch (const InputError& e) {
+      throw InputError("device " + slot.name() + ": " + e.what());
+    } catch (const std::exception& e) {
+      throw std::runtime_error("device " + slot.name() + ": " + e.what());
     }
     if (slot.has_acpi()) {
       AcpiIsaDevice d{slot.acpi().name(), slot.acpi().hid(), slot.acpi().uid(), {}, {}};
@@ -133,34 +142,82 @@ std::vector<AcpiIsaDevice> Vm::connect_devices(const ipc::CoreConfig& config, st
   return isa;
 }
 
-ipc::VmStopped Vm::run(int control_fd) {
+void Vm::report_lost(ipc::ControlChannel& control, size_t index, const std::string& why) {
+  VirtioSlot& device = virtio_devices_[index];
+  spdlog::warn("device {} was lost: {}; waiting for its restart", device.backend->name(),
+               why.empty() ? "its process exited or closed the connection" : why);
+  ipc::RoleEvent event;
+  ipc::DeviceLost* lost = event.mutable_device_lost();
+  lost->set_device(device.backend->name());
+  lost->set_why(why);
+  lost->set_generation(device.generation);
+  control.send(event);
+}
+
+void Vm::on_supervisor_request(ipc::ControlChannel& control) {
+  ipc::CoreRequest request;
+  std::vector<UniqueFd> fds;
+  if (!control.receive(request, fds)) {
+    control_.request_stop(ipc::VmStopped::VMM_ERROR, 1, "the launcher went away");
+    return;
+  }
+  if (request.power_button()) {
+    acpi_pm_->press_power_button();
+    return;
+  }
+  const std::string& name = request.has_reconnect() ? request.reconnect().device() : request.device_failed();
+  auto it = std::find_if(virtio_devices_.begin(), virtio_devices_.end(),
+                         [&](const VirtioSlot& d) { return d.backend->name() == name; });
+  if (it == virtio_devices_.end()) {
+    spdlog::warn("the supervisor named an unknown device '{}'", name);
+    return;
+  }
+  if (request.has_device_failed()) {
+    spdlog::error("device {} stays down; its driver is told to reset it", name);
+    it->pci->config_changed(true);
+    return;
+  }
+  it->generation = request.reconnect().generation();
+  try {
+    it->backend->reconnect(ipc::take_fd(fds, request.reconnect().socket_fd(), "a device socket"));
+    spdlog::info("device {} reconnected", name);
+  } catch (const std::exception& e) {
+    it->backend->disconnect();
+    report_lost(control, static_cast<size_t>(it - virtio_devices_.begin()), std::string("its restart failed: ") + e.what());
+  }
+}
+
+ipc::VmStopped Vm::run(ipc::ControlChannel& control) {
   install_vcpu_kick_handler();
   control_.set_kick([this] {
     for (auto& vcpu : vcpus_) vcpu->kick();
   });
   for (auto& vcpu : vcpus_) vcpu->start(pio_, mmio_, control_);
 
-  std::vector<pollfd> fds = {{control_.stop_fd(), POLLIN, 0}, {control_fd, POLLRDHUP, 0}};
-  std::vector<std::string> names;
-  for (auto& device : legacy_devices_) {
-    fds.push_back({device->socket_fd(), POLLRDHUP, 0});
-    names.push_back(device->name());
-  }
-  for (auto& device : virtio_devices_) {
-    fds.push_back({device->socket_fd(), POLLRDHUP, 0});
-    names.push_back(device->name());
-  }
   while (!control_.stopping()) {
-    // poll() on descriptors this object owns, in a vector sized to match.
+    // Rebuilt each time: a virtio device's socket changes when its process is restarted.
+    std::vector<pollfd> fds = {{control_.stop_fd(), POLLIN, 0}, {control.fd(), POLLIN | POLLRDHUP, 0}};
+    for (auto& device : legacy_devices_) fds.push_back({device->socket_fd(), POLLRDHUP, 0});
+    size_t first_virtio = fds.size();
+    for (auto& device : virtio_devices_) fds.push_back({device.backend->socket_fd(), POLLRDHUP, 0});
+    // poll() on descriptors this object owns, in a vector sized to match (-1 entries: down).
     if (::poll(fds.data(), fds.size(), -1) < 0) {
       if (errno == EINTR) continue;
       throw_errno("poll");
     }
-    if (fds[1].revents) control_.request_stop(ipc::VmStopped::VMM_ERROR, 1, "the launcher went away");
-    for (size_t i = 2; i < fds.size(); ++i)
-      if (fds[i].revents)
-        control_.request_stop(ipc::VmStopped::VMM_ERROR, 1,
-                              "device " + names[i - 2] + " hung up (its process exited)");
+    try {
+      if (fds[1].revents & POLLIN) on_supervisor_request(control);
+      else if (fds[1].revents) control_.request_stop(ipc::VmStopped::VMM_ERROR, 1, "the launcher went away");
+      for (size_t i = 2; i < first_virtio; ++i)
+        if (fds[i].revents)
+          control_.request_stop(ipc::VmStopped::VMM_ERROR, 1,
+                                "device " + legacy_devices_[i - 2]->name() + " hung up (its process exited)");
+      for (size_t i = first_virtio; i < fds.size(); ++i)
+        if (fds[i].revents && fds[i].fd == virtio_devices_[i - first_virtio].backend->socket_fd())
+          report_lost(control, i - first_virtio, virtio_devices_[i - first_virtio].backend->disconnect());
+    } catch (const std::exception& e) {
+      control_.request_stop(ipc::VmStopped::VMM_ERROR, 1, std::string("talking to the supervisor: ") + e.what());
+    }
   }
   for (auto& vcpu : vcpus_) vcpu->join();
   return control_.result();

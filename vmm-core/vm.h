@@ -6,6 +6,7 @@
 
 #include "common/unique_fd.h"
 #include "ipc/control.pb.h"
+#include "ipc/control_channel.h"
 #include "vmm-core/boot/acpi.h"
 #include "vmm-core/bus.h"
 #include "vmm-core/devices/acpi_pm.h"
@@ -28,14 +29,25 @@ class Vm {
   Vm(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds);
   ~Vm();
 
-  // Runs until the guest or the VMM ends the VM, or `control_fd` hangs up.
-  ipc::VmStopped run(int control_fd);
+  // Runs until the guest or the VMM ends the VM, or the supervisor's `control` hangs up.
+  // A virtio device whose process dies is reported to the supervisor, which restarts it
+  // and sends the new connection here (ipc CoreRequest); the guest waits meanwhile.
+  ipc::VmStopped run(ipc::ControlChannel& control);
 
  private:
   void add_system_devices();
   // Connects every device slot, in order (the order decides PCI slots), and returns what the
   // ACPI tables describe about them.
   std::vector<AcpiIsaDevice> connect_devices(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds);
+  void connect_device(const ipc::DeviceSlot& slot, UniqueFd socket, uint32_t poll_us);
+  void on_supervisor_request(ipc::ControlChannel& control);
+  void report_lost(ipc::ControlChannel& control, size_t device, const std::string& why);
+
+  struct VirtioSlot {
+    std::unique_ptr<VhostUserPciBackend> backend;
+    std::shared_ptr<VirtioPciDevice> pci;
+    uint32_t generation = 0;  // reconnects so far
+  };
 
   // Declaration order is destruction order reversed: devices on the buses may call into the
   // router, the monitor and their vhost-user links until they are gone.
@@ -45,7 +57,7 @@ class Vm {
   GuestMemory memory_;
   IrqRouter router_;
   EventfdMonitor monitor_;
-  std::vector<std::unique_ptr<VhostUserPciBackend>> virtio_devices_;
+  std::vector<VirtioSlot> virtio_devices_;
   Bus pio_{"port I/O bus"};
   Bus mmio_{"MMIO bus"};
   std::shared_ptr<PciBus> pci_;

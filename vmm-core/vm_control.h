@@ -17,8 +17,9 @@ class VmControl {
   VmControl();
 
   void request_stop(ipc::VmStopped::Reason reason, uint32_t exit_code, const std::string& message);
-  // A device process died, hung up or stopped answering within its bound: the VM cannot use
-  // it any more. (Today this ends the VM, naming the device and why.)
+  // A legacy device process died, hung up or stopped answering within its bound: its state
+  // is lost with it, so this ends the VM, naming the device and why. (A virtio device is
+  // reconnected instead: Vm::run.)
   void device_lost(const std::string& device, const std::string& why);
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
   ipc::VmStopped result() const;

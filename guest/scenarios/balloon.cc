@@ -11,6 +11,8 @@
 //   bench-balloon=MIB       time to inflate and deflate MIB of touched memory
 //   fill=MIB                writes MIB of free RAM with the same pattern in every VM (KSM's
 //                           chance to merge; no balloon needed)
+//   balloon-cycle=ROUNDS    inflates and deflates 16 MiB per round while the host kills the
+//                           device's process: every page must come back zeroed
 #include <string.h>
 
 #include "arch.h"
@@ -190,6 +192,36 @@ bool scenario_balloon_hostile(const char*, Context& context) {
   checks.expect(*page_word(pool, 2) == 0, "still-returns");
   print("BH-RESULT balloon-hostile result=%s\n", checks.ok ? "ok" : checks.first_failure);
   return checks.ok;
+}
+
+// Each round touches the pages, inflates and deflates them: a page that does not read zero
+// afterwards was in an inflate request that got lost (a restarted process must redo what
+// its predecessor left in flight); then the pages must work again.
+bool scenario_balloon_cycle(const char* arg, Context& context) {
+  VirtioBalloonDriver balloon;
+  if (!balloon.init()) {
+    print("BH-RESULT balloon-cycle error=no-device\n");
+    return false;
+  }
+  Pool pool = free_pool(context.boot);
+  uint64_t pages = pool.pages() < 4096 ? pool.pages() : 4096;
+  uint32_t rounds = static_cast<uint32_t>(parse_number(arg, 100));
+  auto* pfns = static_cast<uint32_t*>(dma_alloc(pages * sizeof(uint32_t), 64));
+  list_pfns(pool, 0, pages, pfns);
+  uint64_t not_returned = 0, broken = 0, refused = 0;
+  for (uint32_t round = 1; round <= rounds; ++round) {
+    touch(pool, 0, pages);
+    refused += !balloon.inflate(pfns, static_cast<uint32_t>(pages));
+    refused += !balloon.deflate(pfns, static_cast<uint32_t>(pages));
+    for (uint64_t i = 0; i < pages; ++i) not_returned += *page_word(pool, i) != 0;
+    touch(pool, 0, pages);
+    for (uint64_t i = 0; i < pages; ++i) broken += *page_word(pool, i) != (0xb0a1100000000000ull | i);
+    print("BH-PROGRESS balloon-cycle round=%u\n", round);
+  }
+  bool ok = not_returned == 0 && broken == 0 && refused == 0;
+  print("BH-RESULT balloon-cycle %s rounds=%u pages=%lu not_returned=%lu broken=%lu refused=%lu\n", ok ? "ok" : "failed",
+        rounds, pages, not_returned, broken, refused);
+  return ok;
 }
 
 bool scenario_bench_balloon(const char* arg, Context& context) {

@@ -6,6 +6,7 @@
 //   net                                          (no echo server) link, ARP and the control queue
 //   net-hostile=PORT                             frames Linux never sends, then an echo
 //   bench-net=PORT | bench-net=tap:PORT          round trips to PORT, a stream to PORT+1
+//   net-verify=PORT[,COUNT]                      sequenced echoes while the host kills the NIC's process
 #include <string.h>
 
 #include "arch.h"
@@ -180,6 +181,59 @@ bool scenario_net_hostile(const char* arg, Context& context) {
 
 // Round trips of small datagrams to PORT (the echo server), then a stream of full-size ones
 // to PORT+1 (a sink), pipelined as deep as the ring allows.
+// COUNT (default 2000) sequenced datagrams of varying size to the echo server, one at a time.
+// An echo that does not come within 100 ms is a frame lost with a device process that died:
+// the same datagram is sent again. Every echo must match what was sent; late and duplicate
+// echoes (a transmission the restarted process redid) are told apart by their sequence number.
+bool scenario_net_verify(const char* arg, Context& context) {
+  char target[32] = {};  // the part before ",COUNT"
+  int at = 0;
+  for (; arg[at] && arg[at] != ',' && at < 31; ++at) target[at] = arg[at];
+  NetArgs args = parse_net_args(target);
+  uint32_t count = static_cast<uint32_t>(arg[at] == ',' ? parse_number(arg + at + 1, 2000) : 2000);
+  VirtioNetDriver nic;
+  if (!args.port || !nic.init(VirtioNetDriver::kMrgRxbuf, 2048)) {
+    print("BH-RESULT net-verify error=%s\n", args.port ? "no-device" : "no-port");
+    return false;
+  }
+  VirtioNetPort nic_port(nic, context.tsc_per_us);
+  Link link(nic_port, args.addresses(), context.tsc_per_us);
+  if (!link.resolve_peer()) {
+    print("BH-RESULT net-verify error=no-arp-reply\n");
+    return false;
+  }
+  constexpr uint64_t kWaitUs = 100000;
+  constexpr int kAttempts = 100;
+  uint32_t resent = 0, corrupted = 0, failed = 0;
+  uint8_t payload[kMaxPayload], back[kMaxPayload];
+  for (uint32_t seq = 1; seq <= count; ++seq) {
+    uint32_t n = 64 + seq % 1024;
+    memcpy(payload, &seq, 4);
+    for (uint32_t i = 4; i < n; ++i) payload[i] = payload_byte(seq, i);
+    bool echoed = false;
+    for (int attempt = 0; attempt < kAttempts && !echoed; ++attempt) {
+      if (attempt) ++resent;
+      if (!link.send_udp(payload, n, args.port)) break;
+      const uint64_t deadline = rdtsc() + kWaitUs * context.tsc_per_us;
+      for (uint64_t now = rdtsc(); now < deadline && !echoed; now = rdtsc()) {
+        uint32_t got = link.wait_udp(back, sizeof back, args.port, (deadline - now) / context.tsc_per_us);
+        if (!got) break;
+        uint32_t back_seq;
+        memcpy(&back_seq, back, 4);
+        if (got >= 4 && back_seq != seq) continue;  // an earlier datagram's late or second echo
+        if (got != n || memcmp(back, payload, n) != 0) ++corrupted;
+        else echoed = true;
+      }
+    }
+    failed += !echoed;
+    if (seq % 100 == 0) print("BH-PROGRESS net-verify seq=%u\n", seq);
+  }
+  bool ok = corrupted == 0 && failed == 0;
+  print("BH-RESULT net-verify %s datagrams=%u resent=%u corrupted=%u failed=%u\n", ok ? "ok" : "failed", count, resent,
+        corrupted, failed);
+  return ok;
+}
+
 bool scenario_bench_net(const char* arg, Context& context) {
   NetArgs args = parse_net_args(arg);
   VirtioNetDriver nic;

@@ -126,7 +126,7 @@ TEST_F(BootTest, ADeviceCrashEndsTheVmWithAMessageNamingIt) {
     if (name == "bh-serial") ::kill(pid, SIGKILL);
   }
   EXPECT_EQ(vm.wait(30s), 1);
-  EXPECT_NE(vm.err().find("bh-serial was killed by signal 9"), std::string::npos) << vm.err();
+  EXPECT_NE(vm.err().find("bh-serial (serial0) was killed by signal 9"), std::string::npos) << vm.err();
 }
 
 // The core dies with every kind of device process around it (and bh-slirp): within a second

@@ -287,5 +287,40 @@ TEST_F(LinuxGuestLab, CloudKernelBalloonsItsMemoryBackToTheHost) {
   expect_line(out, "LAB: balloon exit 0");
 }
 
+// Linux's virtio_scsi on Bulkhead's core while L1 kills the disk's device process six times
+// during rounds of writes with fsync and direct reads: the kernel sees no I/O error or command
+// abort, and every round reads back what it wrote. Then virtio_net while L1 kills the NIC's
+// process six times during HTTP downloads through user-mode networking: every download
+// completes and checks.
+TEST_F(LinuxGuestLab, CloudKernelSeesNoIoErrorOrBrokenDownloadWhileItsDeviceProcessesAreKilled) {
+  std::string out = run("recovery", {{cloud_, {"recovery.gz", "recovery-guest.sh",
+                                               {"virtio_pci", "virtio_scsi", "sd_mod", "virtio_net"}, {}}}});
+  ASSERT_FALSE(out.empty()) << why_;
+  std::string l2 = lines_with_prefix(out, "REC| ");
+  SCOPED_TRACE("L1 output:\n" + out);
+  EXPECT_EQ(boot_log_problems(l2), std::vector<std::string>{});
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(l2, m, std::regex(R"(L2: rounds (\d+))")));
+  int rounds = std::stoi(m[1]);
+  EXPECT_GE(rounds, 1);
+  for (int round = 1; round <= rounds; ++round) expect_line(l2, "L2: round " + std::to_string(round) + " verifies");
+  EXPECT_EQ(l2.find("differs"), std::string::npos);
+  EXPECT_EQ(l2.find("write failed"), std::string::npos);
+  expect_line(l2, "L2: kernel errors 0");
+  expect_line(out, "LAB: recovery killed bh-virtio-scsi 6");
+  expect_line(out, "LAB: recovery killed bh-virtio-net 6");
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(LAB: recovery blob ([0-9a-f]{32}))")));
+  std::string blob = m[1];
+  ASSERT_TRUE(std::regex_search(l2, m, std::regex(R"(L2: fetches (\d+))")));
+  int fetches = std::stoi(m[1]);
+  EXPECT_GE(fetches, 1);
+  for (int fetch = 1; fetch <= fetches; ++fetch) expect_line(l2, "L2: fetch " + std::to_string(fetch) + " " + blob);
+  size_t restarts = 0;
+  for (size_t at = l2.find("restarted it ("); at != std::string::npos; at = l2.find("restarted it (", at + 1)) ++restarts;
+  EXPECT_EQ(restarts, 12u);
+  expect_line(out, "LAB: recovery console 0");
+  expect_line(out, "LAB: recovery exit 0");
+}
+
 }  // namespace
 }  // namespace bulkhead::test

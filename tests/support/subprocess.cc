@@ -166,7 +166,7 @@ std::vector<pid_t> role_processes() {
   return pids;
 }
 
-std::map<std::string, pid_t> roles_of(pid_t launcher) {
+std::map<std::string, pid_t> roles_of(pid_t launcher, bool with_respawner) {
   std::map<std::string, pid_t> roles;
   for (pid_t pid : role_processes()) {
     std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
@@ -182,6 +182,7 @@ std::map<std::string, pid_t> roles_of(pid_t launcher) {
     std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
     std::string name;
     std::getline(comm, name);
+    if (name == "bh-respawn" && !with_respawner) continue;
     roles[name] = pid;
   }
   return roles;

@@ -56,8 +56,9 @@ std::string test_guest();
 
 // PIDs of every process whose name starts with "bh-" (Bulkhead's role processes).
 std::vector<pid_t> role_processes();
-// The role processes `launcher` started, by name ("bh-core", ...).
-std::map<std::string, pid_t> roles_of(pid_t launcher);
+// The role processes `launcher` started, by name ("bh-core", ...); bh-respawn, the launcher's
+// privileged fork (launcher/respawner.h), only if `with_respawner`.
+std::map<std::string, pid_t> roles_of(pid_t launcher, bool with_respawner = false);
 // One field of /proc/<pid>/status ("Seccomp", "Uid", ...), without its name and leading blanks.
 std::string proc_status(pid_t pid, const std::string& field);
 // Waits up to `timeout` for no role process to exist; returns the ones left.

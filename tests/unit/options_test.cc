@@ -1,4 +1,5 @@
 #include "launcher/options.h"
+#include "launcher/vm_plan.h"
 #include "device-procs/serial/kind.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +8,22 @@
 
 namespace bulkhead::launcher {
 namespace {
+
+TEST(RestartPolicy, IsCountPerSeconds) {
+  RestartPolicy p = parse_restart_policy("5/60");
+  EXPECT_EQ(p.max_restarts, 5u);
+  EXPECT_EQ(p.window, std::chrono::seconds(60));
+  EXPECT_EQ(parse_restart_policy("0/1").max_restarts, 0u) << "never restart";
+  for (const char* bad : {"", "5", "/60", "5/", "5/0", "-1/60", "5/60s", "a/b", "9999999/60", "5/999999"}) {
+    try {
+      parse_restart_policy(bad);
+      ADD_FAILURE() << bad;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("--device-restarts '" + std::string(bad) + "' is not COUNT/SECONDS"),
+                std::string::npos) << e.what();
+    }
+  }
+}
 
 TEST(MemorySize, AcceptsUnitsAndPlainMiB) {
   EXPECT_EQ(parse_memory_size("256M"), 256ull << 20);

@@ -1,6 +1,8 @@
 #include "vmm-core/virtio/vhost_user_pci_backend.h"
 
+#include <poll.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 
 #include <cstring>
 
@@ -32,28 +34,26 @@ vhost_user::VirtioType known_type(const std::string& name, uint16_t id) {
 }
 }  // namespace
 
-VhostUserPciBackend::VhostUserPciBackend(std::string name, uint16_t device_type, UniqueFd socket, const GuestMemory& memory,
-                                 std::function<void(const std::string&)> lost)
-    : name_(std::move(name)),
-      type_(known_type(name_, device_type)),
-      frontend_(std::move(socket), kReplyTimeout),
-      memory_(memory),
-      lost_(std::move(lost)) {
-  features_ = frontend_.features() & ~kTransportMask;
+VhostUserPciBackend::VhostUserPciBackend(std::string name, uint16_t device_type, UniqueFd socket, const GuestMemory& memory)
+    : name_(std::move(name)), type_(known_type(name_, device_type)), memory_(memory) {
+  frontend_.emplace(std::move(socket), kReplyTimeout);
+  vhost_user::Frontend& frontend = *frontend_;
+  offered_features_ = frontend.features();
+  features_ = offered_features_ & ~kTransportMask;
   if (!(features_ & feature::kVersion1))
     throw InputError("vhost-user back-end " + name_ + " does not offer VIRTIO_F_VERSION_1");
-  uint32_t queues = frontend_.queue_num();
-  if (type_.name == "net" && !frontend_.has_config()) {
+  uint32_t queues = frontend.queue_num();
+  if (type_.name == "net" && !frontend.has_config()) {
     config_ = front_end_net_config();
     queues = 2;
   } else {
-    config_ = frontend_.get_config(type_.config_size);
+    config_ = frontend.get_config(type_.config_size);
   }
   if (type_.name == "scsi") {
     uint32_t request_queues;
     std::memcpy(&request_queues, config_.data(), 4);
     queues = 2 + std::max(request_queues, 1u);
-  } else if (type_.name == "net" && frontend_.has_config()) {
+  } else if (type_.name == "net" && frontend.has_config()) {
     // Receive and transmit rings per pair the back-end offers, then its control queue.
     uint16_t pairs = 1;
     if (features_ & kNetMq) std::memcpy(&pairs, config_.data() + 8, 2);
@@ -84,27 +84,42 @@ std::vector<uint8_t> VhostUserPciBackend::front_end_net_config() {
 }
 
 void VhostUserPciBackend::read_config(uint32_t offset, std::span<uint8_t> data) {
+  std::lock_guard lock(mutex_);
   if (offset + data.size() <= config_.size()) std::memcpy(data.data(), config_.data() + offset, data.size());
 }
 
 template <typename F>
-auto VhostUserPciBackend::guarded(F f) -> decltype(f()) {
+bool VhostUserPciBackend::guarded(F f) {
   try {
-    return f();
+    f();
+    return true;
   } catch (const vhost_user::PeerTimeout& e) {
-    lost_(e.what());
-    throw;
+    lost_why_ = e.what();
+  } catch (const std::exception& e) {
+    pollfd p{frontend_->fd(), POLLRDHUP, 0};
+    // A zero-timeout look at our own socket: a hang-up means the back-end is gone, anything
+    // else is its answer (a refusal) and goes to the caller.
+    if (::poll(&p, 1, 0) <= 0 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR))) throw;
+    lost_why_ = std::string("it hung up (") + e.what() + ")";
   }
+  spdlog::warn("{}: lost the back-end: {}", name_, lost_why_);
+  // Our own socket: the main thread sees the hang-up and reports it (the fd stays open until then).
+  ::shutdown(frontend_->fd(), SHUT_RDWR);
+  return false;
 }
 
 void VhostUserPciBackend::write_config(uint32_t offset, std::span<const uint8_t> data) {
   if (offset + data.size() > config_.size()) return;
+  std::lock_guard lock(mutex_);
   try {
-    guarded([&] { frontend_.set_config(offset, data); });
-    std::memcpy(config_.data() + offset, data.data(), data.size());
+    // A back-end that is down gets the write when it comes back.
+    if (usable()) guarded([&] { frontend_->set_config(offset, data); });
   } catch (const InputError& e) {
     spdlog::warn("{}: config write at {} refused: {}", name_, offset, e.what());
+    return;
   }
+  std::memcpy(config_.data() + offset, data.data(), data.size());
+  config_writes_[offset].assign(data.begin(), data.end());
 }
 
 uint64_t VhostUserPciBackend::guest_to_frontend(uint64_t gpa, uint64_t length) const {
@@ -113,40 +128,91 @@ uint64_t VhostUserPciBackend::guest_to_frontend(uint64_t gpa, uint64_t length) c
 }
 
 void VhostUserPciBackend::activate(uint64_t features, const std::vector<Queue>& queues) {
-  guarded([&] { start(features, queues); });
+  std::lock_guard lock(mutex_);
+  active_ = Activation{features, queues};
+  started_.clear();
+  if (usable()) guarded([&] { start(false); });
 }
 
-void VhostUserPciBackend::start(uint64_t features, const std::vector<Queue>& queues) {
-  frontend_.set_features(features);
+void VhostUserPciBackend::start(bool resume) {
+  frontend_->set_features(active_->features);
   std::vector<vhost_user::Frontend::Region> regions;
   for (const RamRegion& r : memory_.regions())
     regions.push_back({{r.guest_address, r.size, reinterpret_cast<uint64_t>(r.host), r.file_offset}, memory_.fd()});
-  frontend_.set_memory(regions);
+  frontend_->set_memory(regions);
   uint16_t max_size = 0;
-  for (const Queue& q : queues) max_size = std::max(max_size, q.size);
-  frontend_.setup_inflight(queues_, max_size);
-  for (const Queue& q : queues) {
+  for (const Queue& q : active_->queues) max_size = std::max(max_size, q.size);
+  frontend_->setup_inflight(queues_, max_size);
+  for (const Queue& q : active_->queues) {
+    uint16_t base = 0;
+    if (resume) {
+      // used->idx, 2-byte aligned in guest RAM (the transport checked the ring's alignment);
+      // what the dead back-end popped but never used is in the inflight region.
+      const uint8_t* used = memory_.require_range(q.used, 4, "used ring");
+      base = __atomic_load_n(reinterpret_cast<const uint16_t*>(used + 2), __ATOMIC_ACQUIRE);
+    }
     vhost_user::Frontend::QueueStart start{q.index,
                                            q.size,
                                            guest_to_frontend(q.desc, 16ull * q.size),
                                            guest_to_frontend(q.avail, 6ull + 2ull * q.size),
                                            guest_to_frontend(q.used, 6ull + 8ull * q.size),
-                                           0,
+                                           base,
                                            q.kick,
                                            q.call,
                                            q.err};
-    frontend_.start_queue(start);
+    frontend_->start_queue(start);
     started_.push_back(q.index);
   }
 }
 
 void VhostUserPciBackend::reset() {
+  std::lock_guard lock(mutex_);
+  active_.reset();
+  // A reset guest starts with empty rings: nothing of before may be resubmitted, whatever
+  // happens to the back-end from here on.
+  kept_inflight_ = {};
+  if (frontend_) frontend_->drop_inflight();
+  if (!usable()) return started_.clear();
   guarded([&] {
     // Where each ring stopped does not matter: a reset driver starts them afresh.
-    for (uint16_t index : started_) [[maybe_unused]] uint16_t next = frontend_.stop_queue(index);
+    for (uint16_t index : started_) [[maybe_unused]] uint16_t next = frontend_->stop_queue(index);
     started_.clear();
-    frontend_.reset_device();
-    frontend_.drop_inflight();  // a reset guest starts with empty rings
+    frontend_->reset_device();
+  });
+}
+
+int VhostUserPciBackend::socket_fd() {
+  std::lock_guard lock(mutex_);
+  return frontend_ ? frontend_->fd() : -1;
+}
+
+std::string VhostUserPciBackend::disconnect() {
+  std::lock_guard lock(mutex_);
+  std::string why = lost_why_;
+  if (frontend_) kept_inflight_ = frontend_->release_inflight();
+  frontend_.reset();
+  lost_why_.clear();
+  started_.clear();
+  return why;
+}
+
+void VhostUserPciBackend::reconnect(UniqueFd socket) {
+  std::lock_guard lock(mutex_);
+  if (frontend_) {  // a restart the main thread had not seen the hang-up of yet
+    kept_inflight_ = frontend_->release_inflight();
+    frontend_.reset();
+  }
+  lost_why_.clear();
+  started_.clear();
+  vhost_user::Frontend fresh(std::move(socket), kReplyTimeout);
+  if (fresh.features() != offered_features_)
+    throw InputError("the restarted back-end offers other features than the first one did");
+  fresh.adopt_inflight(std::move(kept_inflight_));
+  frontend_.emplace(std::move(fresh));
+  guarded([&] {
+    if (frontend_->has_config())
+      for (const auto& [offset, bytes] : config_writes_) frontend_->set_config(offset, bytes);
+    if (active_) start(true);
   });
 }
 

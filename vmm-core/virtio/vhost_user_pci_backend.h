@@ -4,8 +4,10 @@
 #pragma once
 
 #include <chrono>
-#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,12 +25,21 @@ class VhostUserPciBackend : public VirtioPciBackend {
   static constexpr auto kReplyTimeout = std::chrono::seconds(10);
 
   // Throws InputError for an unknown device type or a back-end that cannot serve it.
-  // `lost(why)` is called once if the back-end stops answering.
-  VhostUserPciBackend(std::string name, uint16_t device_type, UniqueFd socket, const GuestMemory& memory,
-                  std::function<void(const std::string&)> lost);
+  VhostUserPciBackend(std::string name, uint16_t device_type, UniqueFd socket, const GuestMemory& memory);
 
   const std::string& name() const { return name_; }
-  int socket_fd() const { return frontend_.fd(); }
+  // The socket to watch for a hang-up; -1 while the back-end is down.
+  int socket_fd();
+  // Main thread: the socket hung up (the process died, or a request timed out and the
+  // socket was shut down). Forgets the connection and returns why ("" for a hang-up that no
+  // request of ours ran into: the process exited or closed the socket); what the driver does
+  // meanwhile is kept for reconnect().
+  std::string disconnect();
+  // Main thread: a restarted back-end. Replays the set-up (features, memory table, inflight
+  // region, rings from where the guest's used ring stands, configuration writes); the new
+  // back-end resubmits what the old one left in flight. Throws if it cannot serve what was
+  // negotiated.
+  void reconnect(UniqueFd socket);
 
   uint16_t device_type() const override { return type_.id; }
   uint32_t pci_class() const override { return type_.pci_class; }
@@ -42,21 +53,36 @@ class VhostUserPciBackend : public VirtioPciBackend {
   void reset() override;
 
  private:
+  struct Activation {
+    uint64_t features;
+    std::vector<Queue> queues;
+  };
   std::vector<uint8_t> front_end_net_config();
   uint64_t guest_to_frontend(uint64_t gpa, uint64_t length) const;
-  void start(uint64_t features, const std::vector<Queue>& queues);
-  // Runs a request; a timeout reports the back-end lost before the error goes on.
+  // Runs the rings of `active_`; `resume`: each from where the guest's used ring stands.
+  void start(bool resume);
+  // Whether requests can go to the back-end now.
+  bool usable() const { return frontend_ && lost_why_.empty(); }
+  // Runs requests to the back-end; returns false if it was lost meanwhile (a timeout, or a
+  // hang-up): then the socket is shut down for the main thread to see, and the work waits
+  // for reconnect(). A back-end that refuses a request throws.
   template <typename F>
-  auto guarded(F f) -> decltype(f());
+  bool guarded(F f);
 
   std::string name_;
   vhost_user::VirtioType type_;
-  vhost_user::Frontend frontend_;
   const GuestMemory& memory_;
-  std::function<void(const std::string&)> lost_;
+  uint64_t offered_features_;  // as the first back-end offered them: every later one must too
   uint64_t features_;
   uint16_t queues_;
   std::vector<uint8_t> config_;
+
+  std::mutex mutex_;  // vCPUs (the driver's actions) against the main thread (reconnects)
+  std::optional<vhost_user::Frontend> frontend_;  // empty while the back-end is down
+  std::string lost_why_;
+  vhost_user::Frontend::InflightRegion kept_inflight_;  // between a back-end and the next
+  std::optional<Activation> active_;  // what the driver started (DRIVER_OK), until it resets
+  std::map<uint32_t, std::vector<uint8_t>> config_writes_;  // by offset, replayed to a new back-end
   std::vector<uint16_t> started_;  // indices of running rings
 };
 

@@ -1,8 +1,8 @@
 # L1: the host the Linux guests (L2) run on, under Bulkhead. Runs the VMs named on its command
 # line in turn and checks what each left behind with the host's own tools. Prints "LAB:"
 # lines for the test; each VM's console log follows with a prefix ("PVH| ", "BLK| ", "GEN| ",
-# "NET| ", "E1K| ", "IDE| ", "BAL| ").
-#   host.sh scsi|blk|generic|net|e1000|ide|balloon...
+# "NET| ", "E1K| ", "IDE| ", "BAL| ", "REC| ").
+#   host.sh scsi|blk|generic|net|e1000|ide|balloon|recovery...
 mount -t tmpfs tmp /tmp
 mkdir -p /run /mnt && mount -t tmpfs run /run
 B=/opt/bulkhead
@@ -158,6 +158,38 @@ echo "LAB: balloon console $rc"
 wait $vm
 echo "LAB: balloon exit $?"
 sed 's/^/BAL| /' /tmp/balloon.log /tmp/balloon.err
+}
+
+# virtio-scsi, then virtio-net, each while its device process is killed six times (Bulkhead
+# restarts it each time); L2 writes and checks, then downloads and checks, until the kills of
+# each are done.
+recovery() {
+truncate -s 128M /tmp/rec.img
+ip link set lo up
+mkdir -p /tmp/www
+dd if=/dev/urandom of=/tmp/www/blob bs=64k count=128 2>/dev/null
+echo "LAB: recovery blob $(md5sum < /tmp/www/blob)"
+pidof httpd > /dev/null || httpd -p 8000 -h /tmp/www
+cat > /tmp/kill.sh <<'KILL'
+for i in 1 2 3 4 5 6; do
+  sleep 0.8
+  kill -9 $(pidof $1) && echo "LAB: recovery killed $1 $i"
+done
+KILL
+$B/bulkhead run --name recovery --kernel $G/cloud-vmlinux --initrd $G/recovery.gz --memory 384M \
+  --disk /tmp/rec.img --net user --device-restarts 20/60 --cmdline "console=ttyS0" --serial unix=/tmp/rec.sock \
+  > /tmp/rec.err 2>&1 &
+vm=$!
+$B/bh-lab-console /tmp/rec.sock /tmp/rec.log 300 expect=L2-WRITING "run=sh /tmp/kill.sh bh-virtio-scsi > /tmp/kill.log" \
+  send=go expect=L2-FETCHING "run=sh /tmp/kill.sh bh-virtio-net >> /tmp/kill.log" send=go eof
+rc=$?
+echo "LAB: recovery console $rc"
+[ $rc -eq 0 ] || kill $vm
+wait $vm
+echo "LAB: recovery exit $?"
+cat /tmp/kill.log
+sed 's/^/REC| /' /tmp/rec.log /tmp/rec.err
+rm -f /tmp/rec.img
 }
 
 for vm in "$@"; do $vm; done

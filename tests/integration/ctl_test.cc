@@ -1,0 +1,195 @@
+// `bulkhead ctl` and `bulkhead list` against running VMs: every command, and bad input
+// (unknown VM, unknown device, a socket someone else owns) with a clear error.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "tests/integration/vm_test.h"
+#include "tests/support/lab.h"
+
+namespace bulkhead::test {
+namespace {
+
+class CtlTest : public VmTest {
+ protected:
+  std::vector<std::string> vm_args(const std::string& name, std::vector<std::string> extra) {
+    std::string image = dir_.file(name + ".img");
+    std::ofstream(image, std::ios::binary).seekp((16 << 20) - 1).put('\0');
+    std::vector<std::string> args = {"--name", name, "--state-dir", dir_.file(name), "--disk", image};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_args(args);
+  }
+  std::vector<std::string> ctl(const std::string& name, std::vector<std::string> command) {
+    std::vector<std::string> args = {bulkhead(), "ctl", "--socket", dir_.file(name + "/control.sock")};
+    args.insert(args.end(), command.begin(), command.end());
+    return args;
+  }
+  // Runs a ctl command to its end; returns its exit status, its output in `out`.
+  static int run(const std::vector<std::string>& argv, std::string* out = nullptr, std::string* err = nullptr) {
+    Subprocess p(argv, false);
+    int status = p.wait(60s);
+    if (out) *out = p.out();
+    if (err) *err = p.err();
+    return status;
+  }
+  static pid_t pid_in_status(const std::string& status, const std::string& device) {
+    std::smatch m;
+    if (!std::regex_search(status, m, std::regex(device + " +\\S+ +running +(\\d+)"))) return -1;
+    return std::stoi(m[1]);
+  }
+  TempDir dir_;
+};
+
+TEST_F(CtlTest, StatusDevicesRestartEventsAndKill) {
+  Subprocess vm(vm_args("ctl1", {"--cmdline", "scsi-verify=1000000"}), false);
+  ASSERT_TRUE(vm.wait_for("scsi-verify round=1\r\n", 60s)) << vm.err();
+
+  std::string out, err;
+  ASSERT_EQ(run(ctl("ctl1", {"status"}), &out, &err), 0) << err;
+  EXPECT_NE(out.find("VM ctl1 (supervisor pid " + std::to_string(vm.pid()) + "): running"), std::string::npos) << out;
+  pid_t first = pid_in_status(out, "virtio-scsi0");
+  EXPECT_GT(first, 0) << out;
+  EXPECT_GT(pid_in_status(out, "serial0"), 0) << out;
+
+  ASSERT_EQ(run(ctl("ctl1", {"--json", "devices"}), &out), 0);
+  EXPECT_NE(out.find("\"name\":\"virtio-scsi0\",\"process\":\"bh-virtio-scsi\",\"state\":\"RUNNING\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"name\":\"serial0\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"restartable\":false"), std::string::npos) << out;
+
+  ASSERT_EQ(run({bulkhead(), "list", "--state-root", dir_.path()}, &out), 0);
+  EXPECT_TRUE(std::regex_search(out, std::regex("ctl1 +running +" + std::to_string(vm.pid()) + " +serial0,virtio-scsi0")))
+      << out;
+
+  Subprocess events(ctl("ctl1", {"events"}), false);
+  ASSERT_TRUE(events.wait_for("events of VM ctl1 until it ends:", 20s)) << events.err();
+  ASSERT_EQ(run(ctl("ctl1", {"restart-device", "virtio-scsi0"}), &out, &err), 0) << err;
+  ASSERT_TRUE(events.wait_for("restart virtio-scsi0: restarted as pid", 20s)) << events.out() << events.err();
+  ASSERT_EQ(run(ctl("ctl1", {"status"}), &out), 0);
+  pid_t second = pid_in_status(out, "virtio-scsi0");
+  EXPECT_GT(second, 0) << out;
+  EXPECT_NE(second, first) << out;
+  // A crash shows in the stream and in the status.
+  ASSERT_EQ(::kill(second, SIGKILL), 0);
+  ASSERT_TRUE(events.wait_for("crash virtio-scsi0: bh-virtio-scsi (virtio-scsi0) was killed by signal 9", 20s))
+      << events.out();
+  ASSERT_TRUE(vm.wait_for("restarted it (1 restart", 20s, true)) << vm.err();
+  ASSERT_EQ(run(ctl("ctl1", {"status"}), &out), 0);
+  EXPECT_TRUE(std::regex_search(out, std::regex("virtio-scsi0 +bh-virtio-scsi +running +\\d+ +2 +bh-virtio-scsi "
+                                                "\\(virtio-scsi0\\) was killed by signal 9")))
+      << out;
+
+  ASSERT_EQ(run(ctl("ctl1", {"kill"}), &out, &err), 0) << err;
+  EXPECT_NE(out.find("VM ctl1 stopped"), std::string::npos) << out;
+  EXPECT_EQ(vm.wait(30s), 128 + SIGKILL);
+  EXPECT_NE(vm.err().find("bulkhead: stopped by bulkhead ctl kill"), std::string::npos) << vm.err();
+  EXPECT_EQ(events.wait(30s), 0);
+  EXPECT_NE(events.out().find("vm-stopped: stopped by bulkhead ctl kill"), std::string::npos) << events.out();
+}
+
+TEST_F(CtlTest, RestartDeviceBringsBackADeviceMarkedFailed) {
+  Subprocess vm(vm_args("ctl2", {"--device-restarts", "0/60", "--cmdline", "scsi-verify=1000000"}), false);
+  ASSERT_TRUE(vm.wait_for("scsi-verify round=1\r\n", 60s)) << vm.err();
+  std::string out, err;
+  ASSERT_EQ(run(ctl("ctl2", {"status"}), &out), 0);
+  ASSERT_EQ(::kill(pid_in_status(out, "virtio-scsi0"), SIGKILL), 0);
+  ASSERT_TRUE(vm.wait_for("it stays down", 20s, true)) << vm.err();
+  ASSERT_EQ(run(ctl("ctl2", {"status"}), &out), 0);
+  EXPECT_TRUE(std::regex_search(out, std::regex("virtio-scsi0 +bh-virtio-scsi +failed +- +0 +.*crashed 1 time within 60 s")))
+      << out;
+  // The guest waits on the dead device; after restart-device it goes on.
+  int stuck_at = 0;
+  {
+    size_t at = vm.out().rfind("round=");
+    stuck_at = std::stoi(vm.out().substr(at + 6));
+  }
+  ASSERT_EQ(run(ctl("ctl2", {"restart-device", "virtio-scsi0"}), &out, &err), 0) << err;
+  EXPECT_TRUE(vm.wait_for("scsi-verify round=" + std::to_string(stuck_at + 2) + "\r\n", 30s)) << vm.err();
+  ASSERT_EQ(run(ctl("ctl2", {"status"}), &out), 0);
+  EXPECT_GT(pid_in_status(out, "virtio-scsi0"), 0) << out;
+  EXPECT_EQ(vm.out().find("BH-RESULT"), std::string::npos) << "no I/O error ended the guest's workload: " << vm.out();
+  ASSERT_EQ(run(ctl("ctl2", {"stop", "--timeout", "1"}), &out, &err), 0) << err;
+  EXPECT_EQ(vm.wait(30s), 128 + SIGKILL);
+  EXPECT_NE(vm.err().find("stopped by bulkhead ctl stop (the guest did not power off within 1 s)"), std::string::npos)
+      << vm.err();
+}
+
+TEST_F(CtlTest, BadInputGetsAClearErrorAndANonZeroExit) {
+  std::string out, err;
+  EXPECT_EQ(run({bulkhead(), "ctl", "--vm", "nosuch", "--state-root", dir_.path(), "status"}, &out, &err), 2);
+  EXPECT_NE(err.find("bulkhead: error: no VM control socket at " + dir_.file("nosuch/control.sock")), std::string::npos) << err;
+  EXPECT_EQ(run({bulkhead(), "ctl", "status"}, &out, &err), 2);
+  EXPECT_NE(err.find("needs --vm NAME or --socket PATH"), std::string::npos) << err;
+  EXPECT_EQ(run({bulkhead(), "ctl", "--vm", "a", "--socket", "/b", "status"}, &out, &err), 2);
+  EXPECT_NE(err.find("excludes"), std::string::npos) << err;
+  EXPECT_EQ(run({bulkhead(), "ctl", "--vm", "a"}, &out, &err), 2) << "a command is required";
+
+  // A control socket that someone else owns is not talked to.
+  std::string path = dir_.file("other.sock");
+  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strcpy(a.sun_path, path.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::chown(path.c_str(), 12345, 12345), 0);
+  EXPECT_EQ(run({bulkhead(), "ctl", "--socket", path, "status"}, &out, &err), 2);
+  EXPECT_NE(err.find(path + " belongs to uid 12345, neither you nor root"), std::string::npos) << err;
+  ::close(fd);
+  EXPECT_EQ(run({bulkhead(), "ctl", "--socket", dir_.file("nosuch.img"), "status"}, &out, &err), 2);
+
+  // On a running VM: an unknown device, a legacy one.
+  Subprocess vm(vm_args("ctl3", {"--cmdline", "echo"}), true);
+  ASSERT_TRUE(vm.wait_for("BH-READY echo", 60s)) << vm.err();
+  EXPECT_EQ(run(ctl("ctl3", {"restart-device", "nope"}), &out, &err), 2);
+  EXPECT_NE(err.find("no device 'nope' in this VM (its devices: serial0, virtio-scsi0)"), std::string::npos) << err;
+  EXPECT_EQ(run(ctl("ctl3", {"restart-device", "serial0"}), &out, &err), 2);
+  EXPECT_NE(err.find("serial0 is a legacy device; only virtio devices can be restarted"), std::string::npos) << err;
+  vm.signal(SIGTERM);
+  vm.wait(30s);
+  // The VM is gone, and so is its socket.
+  EXPECT_EQ(run(ctl("ctl3", {"status"}), &out, &err), 2);
+  EXPECT_NE(err.find("no VM control socket"), std::string::npos) << err;
+}
+
+TEST_F(CtlTest, TheControlSocketRefusesOtherUsers) {
+  Subprocess vm(vm_args("ctl4", {"--cmdline", "echo"}), true);
+  ASSERT_TRUE(vm.wait_for("BH-READY echo", 60s)) << vm.err();
+  std::string path = dir_.file("ctl4/control.sock");
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u) << "owner-only";
+  // Past the file mode (opened up here on purpose), the supervisor checks the peer's uid.
+  ASSERT_EQ(::chmod(path.c_str(), 0666), 0);
+  ASSERT_EQ(::chmod(dir_.file("ctl4").c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    if (::setresgid(54321, 54321, 54321) != 0 || ::setresuid(54321, 54321, 54321) != 0) ::_exit(3);
+    int fd = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strcpy(a.sun_path, path.c_str());
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) ::_exit(4);
+    char request[] = {0x08, 0x01, 0x52, 0x00};  // version 1, status
+    ::send(fd, request, sizeof request, MSG_NOSIGNAL);
+    char reply[256];
+    ssize_t n = ::recv(fd, reply, sizeof reply, 0);
+    ::_exit(n <= 0 ? 0 : 5);  // refused: closed without an answer
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  EXPECT_TRUE(vm.wait_for("refused a client running as uid 54321", 10s, true)) << vm.err();
+  vm.signal(SIGTERM);
+  vm.wait(30s);
+}
+
+}  // namespace
+}  // namespace bulkhead::test
