@@ -22,8 +22,6 @@ class Respawner {
   Respawner& operator=(Respawner&&) = delete;
   ~Respawner();  // ends bh-respawn
 
-  // Readable once bh-respawn has exited.
-  int pidfd() const { return process_.pidfd.get(); }
 
   struct Respawned {
     RoleProcess process;  // the supervisor's child; `control` is its control socket
