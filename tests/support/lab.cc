@@ -63,7 +63,11 @@ std::string make_initramfs(const std::string& kernel_dir, const std::string& sce
 
 std::string run_nested_lab(const std::string& kernel_dir, const std::string& initrd, const std::string& append,
                            bool* finished, std::chrono::seconds timeout) {
-  Subprocess l1({"/usr/bin/qemu-system-x86_64", "-accel", "tcg", "-cpu", "EPYC", "-m", "2048", "-nographic", "-no-reboot",
+  // Two L1 CPUs: QEMU 7.2's emulated SVM does not always turn L1's timer interrupt into a
+  // #VMEXIT while L2 spins with interrupts off, so on a single L1 CPU an L2 that waits in a
+  // loop for another L2 vCPU or for a device process (both L1 threads) froze L1 for good
+  // (seen as L1's LAPIC with vector 236 pending in IRR and L2 in smpboot's wait loop).
+  Subprocess l1({"/usr/bin/qemu-system-x86_64", "-accel", "tcg", "-cpu", "EPYC", "-smp", "2", "-m", "2048", "-nographic", "-no-reboot",
                  "-kernel", kernel_dir + "/vmlinuz", "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet " + append},
                 false);
   *finished = l1.wait_for("LAB-EXIT", timeout);

@@ -8,6 +8,30 @@ mkdir -p /run /mnt && mount -t tmpfs run /run
 B=/opt/bulkhead
 G=/opt/guests
 
+# For whoever debugs a scenario that stops making progress: every 100 s, what each process is
+# doing (state and kernel wait channel).
+( while sleep 100; do
+    echo "LAB-WATCH uptime $(cut -d' ' -f1 /proc/uptime)"
+    for p in /proc/[0-9]*; do
+      read -r pid comm state ppid rest < $p/stat 2>/dev/null && [ "$ppid" != 2 ] && [ "$pid" != 2 ] &&
+        echo "LAB-WATCH $pid $comm $state $(cat $p/wchan 2>/dev/null)"
+    done
+  done ) &
+
+# Drives the console of VM $vm, /tmp/NAME.sock (logged to /tmp/NAME.log), through
+# bh-lab-console's steps; stops the VM if the conversation fails, then waits for it. Prints
+# "LAB: NAME console RC" and "LAB: NAME exit RC".
+#   converse NAME SECONDS STEP...
+converse() {
+name=$1; shift
+$B/bh-lab-console /tmp/$name.sock /tmp/$name.log "$@"
+rc=$?
+echo "LAB: $name console $rc"
+[ $rc -eq 0 ] || kill $vm
+wait $vm
+echo "LAB: $name exit $?"
+}
+
 # PVH vmlinux, two vCPUs, virtio-scsi with three LUNs, interactive serial console.
 scsi() {
 truncate -s 64M /tmp/rw.img
@@ -18,13 +42,7 @@ $B/bulkhead run --name pvh --kernel $G/cloud-vmlinux --initrd $G/scsi.gz --memor
   --disk /tmp/rw.img --disk /tmp/ro.img,ro --disk /tmp/sparse.img --cmdline "console=ttyS0" \
   --serial unix=/tmp/pvh.sock > /tmp/pvh.err 2>&1 &
 vm=$!
-$B/bh-lab-console /tmp/pvh.sock /tmp/pvh.log 300 expect=L2-SHELL-READY 'send=echo typed-$((6*7))' \
-  expect=typed-42 'send=poweroff -f' eof
-rc=$?
-echo "LAB: pvh console $rc"
-[ $rc -eq 0 ] || kill $vm
-wait $vm
-echo "LAB: pvh exit $?"
+converse pvh 300 expect=L2-SHELL-READY 'send=echo typed-$((6*7))' expect=typed-42 'send=poweroff -f' eof
 sed 's/^/PVH| /' /tmp/pvh.log /tmp/pvh.err
 /usr/sbin/e2fsck -fn /tmp/rw.img > /tmp/fsck.log 2>&1
 echo "LAB: e2fsck $?"
@@ -149,14 +167,9 @@ $B/bulkhead run --name balloon --kernel $G/cloud-vmlinux --initrd $G/balloon.gz 
   --balloon target=384M,free-page-reporting=on,stats-interval=2 --cmdline "console=ttyS0" \
   --serial unix=/tmp/balloon.sock > /tmp/balloon.err 2>&1 &
 vm=$!
-$B/bh-lab-console /tmp/balloon.sock /tmp/balloon.log 500 expect=L2-TOUCHED "run=sh /tmp/measure.sh touched" send=go \
+converse balloon 500 expect=L2-TOUCHED "run=sh /tmp/measure.sh touched" send=go \
   expect=L2-INFLATED "run=sh /tmp/measure.sh inflated" send=go expect=L2-FILLED "run=sh /tmp/measure.sh filled" \
   send=go expect=L2-FREED "run=sh /tmp/measure.sh freed" send=go eof
-rc=$?
-echo "LAB: balloon console $rc"
-[ $rc -eq 0 ] || kill $vm
-wait $vm
-echo "LAB: balloon exit $?"
 sed 's/^/BAL| /' /tmp/balloon.log /tmp/balloon.err
 }
 
@@ -177,18 +190,13 @@ for i in 1 2 3 4 5 6; do
 done
 KILL
 $B/bulkhead run --name recovery --kernel $G/cloud-vmlinux --initrd $G/recovery.gz --memory 384M \
-  --disk /tmp/rec.img --net user --device-restarts 20/60 --cmdline "console=ttyS0" --serial unix=/tmp/rec.sock \
-  > /tmp/rec.err 2>&1 &
+  --disk /tmp/rec.img --net user --device-restarts 20/60 --cmdline "console=ttyS0" --serial unix=/tmp/recovery.sock \
+  > /tmp/recovery.err 2>&1 &
 vm=$!
-$B/bh-lab-console /tmp/rec.sock /tmp/rec.log 300 expect=L2-WRITING "run=sh /tmp/kill.sh bh-virtio-scsi > /tmp/kill.log" \
+converse recovery 300 expect=L2-WRITING "run=sh /tmp/kill.sh bh-virtio-scsi > /tmp/kill.log" \
   send=go expect=L2-FETCHING "run=sh /tmp/kill.sh bh-virtio-net >> /tmp/kill.log" send=go eof
-rc=$?
-echo "LAB: recovery console $rc"
-[ $rc -eq 0 ] || kill $vm
-wait $vm
-echo "LAB: recovery exit $?"
 cat /tmp/kill.log
-sed 's/^/REC| /' /tmp/rec.log /tmp/rec.err
+sed 's/^/REC| /' /tmp/recovery.log /tmp/recovery.err
 rm -f /tmp/rec.img
 }
 
