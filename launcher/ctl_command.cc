@@ -44,6 +44,8 @@ const char* event_name(ctl::Event::Kind k) {
     case ctl::Event::CRASH: return "crash";
     case ctl::Event::RESTART: return "restart";
     case ctl::Event::FAILED: return "failed";
+    case ctl::Event::PAUSED: return "paused";
+    case ctl::Event::RESUMED: return "resumed";
     default: return "vm-stopped";
   }
 }
@@ -76,6 +78,8 @@ ctl::Request request_for(const CtlOptions& o) {
   else if (o.command == "kill") r.mutable_kill();
   else if (o.command == "restart-device") r.mutable_restart_device()->set_device(o.device);
   else if (o.command == "events") r.mutable_events();
+  else if (o.command == "pause") r.mutable_pause();
+  else if (o.command == "resume") r.mutable_resume();
   return r;
 }
 
@@ -118,7 +122,9 @@ std::pair<CLI::App*, CLI::App*> add_ctl_commands(CLI::App& app, CtlOptions& o) {
   command("restart-device", "Restart a virtio device's process (also one marked failed)")
       ->add_option("device", o.device, "The device's name, as `status` shows it")
       ->required();
-  command("events", "Stream crash, restart and VM-stopped events until the VM ends");
+  command("events", "Stream crash, restart, pause and VM-stopped events until the VM ends");
+  command("pause", "Stop every vCPU and the guest's clock; answers once they have stopped");
+  command("resume", "Let a paused VM's vCPUs run again");
 
   CLI::App* list = app.add_subcommand("list", "List the VMs running on this host.");
   list->add_option("--state-root", o.state_root, "Where the VMs' state directories are")->capture_default_str();
@@ -136,6 +142,8 @@ int run_ctl(const CtlOptions& o) {
   if (o.command == "status" && !o.json) print_status(reply, true);
   if (o.command == "devices" && !o.json) print_status(reply, false);
   if (o.command == "restart-device" && !o.json) std::printf("restarting %s\n", o.device.c_str());
+  if ((o.command == "pause" || o.command == "resume") && !o.json)
+    std::printf("VM %s %s\n", reply.vm().c_str(), reply.state().c_str());
   if (o.command == "stop" || o.command == "kill") {
     std::fflush(stdout);
     auto patience = std::chrono::seconds(o.command == "stop" ? o.timeout_s + 10 : 10);

@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--cmdline", run.cmdline, "Kernel command line");
   run_cmd->add_option("--memory", run.memory, "Guest RAM, e.g. 256M or 2G (a plain number means MiB)")->capture_default_str();
   run_cmd->add_option("--cpus", run.cpus, "Number of vCPUs")->capture_default_str();
+  run_cmd->add_option("--vcpu-pin", run.vcpu_pin,
+                      "Host CPUs for the vCPU threads, one per vCPU in order (e.g. 2,3): each vCPU thread runs only there");
   run_cmd->add_option("--cpu", run.cpu,
                       "CPU model: baseline (no XSAVE/AVX state, like QEMU's default) or host (all that KVM supports)")
       ->check(CLI::IsMember({"baseline", "host"}))

@@ -75,6 +75,7 @@ ipc::CoreConfig core_config(const VmPlan& plan, const CoreResources& r, std::vec
   c.set_memory_bytes(plan.memory);
   c.set_hugepages(plan.hugepages);
   c.set_cpus(plan.cpus);
+  for (uint32_t cpu : plan.vcpu_host_cpus) c.add_vcpu_host_cpus(cpu);
   c.set_cmdline(plan.cmdline);
   c.set_device_poll_us(plan.context.poll_us.value_or(200));
   c.set_cpu_model(plan.cpu_model);

@@ -54,6 +54,12 @@ bool Supervisor::on_core_message() {
   if (event.ready()) core_ready_ = true;
   if (event.has_vm_stopped()) stopped_ = event.vm_stopped();
   if (event.has_device_lost()) on_device_lost(event.device_lost());
+  if (event.has_paused() || event.has_resumed()) {
+    paused_ = event.has_paused();
+    pause_asked_.reset();
+    emit(paused_ ? ipc::ctl::Event::PAUSED : ipc::ctl::Event::RESUMED, "", paused_ ? "every vCPU stopped" : "the vCPUs run again");
+    answer_waiting_clients();
+  }
   return true;
 }
 
@@ -173,7 +179,7 @@ int Supervisor::next_deadline_ms() const {
 void Supervisor::describe(ipc::ctl::Reply& reply) const {
   reply.set_vm(name_);
   reply.set_pid(::getpid());
-  reply.set_state(vm_ending() || hard_stop_at_ ? "stopping" : "running");
+  reply.set_state(vm_ending() || hard_stop_at_ ? "stopping" : paused_ ? "paused" : "running");
   for (const Device& d : devices_) {
     ipc::ctl::Device* out = reply.add_devices();
     out->set_name(d.slot);
@@ -221,7 +227,40 @@ ipc::ctl::Reply Supervisor::restart_device(const std::string& name) {
   return reply;
 }
 
-ipc::ctl::Reply Supervisor::answer(const ipc::ctl::Request& request, CtlClient& client) {
+void Supervisor::ask_core_to_pause(bool pause, CtlClient& client, ipc::ctl::Reply& refusal) {
+  if (vm_ending() || hard_stop_at_) return refusal.set_error("the VM is stopping");
+  if (!core_ready_) return refusal.set_error("the VM is still starting");
+  if (pause_asked_) return refusal.set_error(*pause_asked_ ? "the VM is pausing already" : "the VM is resuming already");
+  if (pause == paused_) return refusal.set_error(pause ? "the VM is paused already" : "the VM is not paused");
+  ipc::CoreRequest request;
+  if (pause) request.set_pause(true);
+  else request.set_resume(true);
+  tell_core(request);
+  pause_asked_ = pause;
+  client.awaiting_core = true;
+}
+
+void Supervisor::answer_waiting_clients() {
+  for (CtlClient& c : clients_) {
+    if (!c.awaiting_core) continue;
+    c.awaiting_core = false;
+    ipc::ctl::Reply done;
+    done.set_version(ipc::ctl::CURRENT);
+    done.set_ok(true);
+    describe(done);
+    reply(c, done);
+  }
+}
+
+void Supervisor::reply(CtlClient& client, const ipc::ctl::Reply& reply) {
+  try {
+    client.channel.send(reply);
+  } catch (const std::exception&) {
+    client.gone = true;  // not reading its answers
+  }
+}
+
+std::optional<ipc::ctl::Reply> Supervisor::answer(const ipc::ctl::Request& request, CtlClient& client) {
   ipc::ctl::Reply reply;
   reply.set_version(ipc::ctl::CURRENT);
   if (request.version() != ipc::ctl::CURRENT) {
@@ -246,6 +285,13 @@ ipc::ctl::Reply Supervisor::answer(const ipc::ctl::Request& request, CtlClient& 
         reply.set_error("the VM is stopping already");
         break;
       }
+      if (paused_ || pause_asked_.value_or(false)) {
+        // A paused guest cannot see the button: it runs again first.
+        ipc::CoreRequest resume;
+        resume.set_resume(true);
+        tell_core(resume);
+        pause_asked_ = false;
+      }
       ipc::CoreRequest press;
       press.set_power_button(true);
       tell_core(press);
@@ -261,6 +307,11 @@ ipc::ctl::Reply Supervisor::answer(const ipc::ctl::Request& request, CtlClient& 
       reply.set_ok(true);
       describe(reply);
       break;
+    case R::kPause:
+    case R::kResume:
+      ask_core_to_pause(request.command_case() == R::kPause, client, reply);
+      if (client.awaiting_core) return std::nullopt;
+      break;
     case R::kRestartDevice: {
       ipc::ctl::Reply restarted = restart_device(request.restart_device().device());
       restarted.set_version(ipc::ctl::CURRENT);
@@ -275,21 +326,17 @@ ipc::ctl::Reply Supervisor::answer(const ipc::ctl::Request& request, CtlClient& 
 void Supervisor::on_ctl_request(CtlClient& client) {
   ipc::ctl::Request request;
   std::vector<UniqueFd> fds;
-  ipc::ctl::Reply reply;
+  std::optional<ipc::ctl::Reply> answered;
   try {
     if (!client.channel.receive(request, fds)) {
       client.gone = true;
       return;
     }
-    reply = answer(request, client);
+    answered = answer(request, client);
   } catch (const InputError& e) {
-    reply.set_error(std::string("bad request: ") + e.what());
+    answered.emplace().set_error(std::string("bad request: ") + e.what());
   }
-  try {
-    client.channel.send(reply);
-  } catch (const std::exception&) {
-    client.gone = true;  // not reading its answers
-  }
+  if (answered) reply(client, *answered);
 }
 
 void Supervisor::emit(ipc::ctl::Event::Kind kind, const std::string& device, const std::string& message) {
@@ -399,6 +446,7 @@ int Supervisor::finish() {
     status = 128 + SIGKILL;
   } else if (interrupted_by_) {
     message = "bulkhead: stopped by signal " + std::to_string(interrupted_by_) + " (" + strsignal(interrupted_by_) + ")";
+    if (!device_failure_.empty()) message += " after " + device_failure_;
     status = 128 + interrupted_by_;
   } else if (!stopped_) {
     message = "bulkhead: error: the VM failed: bh-core " + describe_exit(core_);

@@ -62,6 +62,7 @@ class Supervisor {
     ipc::ControlChannel channel;
     bool events = false;  // streams Event messages
     bool gone = false;    // hung up, or stopped reading: dropped
+    bool awaiting_core = false;  // asked to pause or resume: answered when the core has
   };
 
   bool on_core_message();
@@ -78,7 +79,11 @@ class Supervisor {
   void wait_for_devices();
   // The control socket: one request per message, one reply each (ipc/ctl.proto).
   void on_ctl_request(CtlClient& client);
-  ipc::ctl::Reply answer(const ipc::ctl::Request& request, CtlClient& client);
+  // Empty when the core answers first (pause, resume): on_core_message replies then.
+  std::optional<ipc::ctl::Reply> answer(const ipc::ctl::Request& request, CtlClient& client);
+  void ask_core_to_pause(bool pause, CtlClient& client, ipc::ctl::Reply& refusal);
+  void answer_waiting_clients();
+  void reply(CtlClient& client, const ipc::ctl::Reply& reply);
   ipc::ctl::Reply restart_device(const std::string& name);
   void describe(ipc::ctl::Reply& reply) const;
   void emit(ipc::ctl::Event::Kind kind, const std::string& device, const std::string& message);
@@ -94,6 +99,8 @@ class Supervisor {
   std::vector<CtlClient> clients_;
   UniqueFd signals_;
   bool core_ready_ = false;  // it built the VM: it can reconnect devices from now on
+  bool paused_ = false;      // the core said so
+  std::optional<bool> pause_asked_;  // sent to the core, not answered yet: pause (true) or resume
   std::optional<ipc::VmStopped> stopped_;
   std::string device_failure_;
   int interrupted_by_ = 0;

@@ -170,11 +170,37 @@ RestartPolicy parse_restart_policy(const std::string& text) {
   return policy;
 }
 
+std::vector<uint32_t> parse_vcpu_pin(const std::string& text, uint32_t cpus, const cpu_set_t& allowed) {
+  std::vector<uint32_t> host_cpus;
+  for (size_t start = 0;;) {
+    size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.empty() || item.size() > 4 || item.find_first_not_of("0123456789") != std::string::npos)
+      throw InputError("--vcpu-pin '" + text + "' is not a list of host CPU numbers (e.g. 2,3)");
+    uint32_t cpu = static_cast<uint32_t>(std::stoul(item));
+    if (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed))
+      throw InputError("--vcpu-pin '" + text + "': host CPU " + item + " does not exist or is not one this process may use");
+    host_cpus.push_back(cpu);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (host_cpus.size() != cpus)
+    throw InputError("--vcpu-pin '" + text + "' names " + std::to_string(host_cpus.size()) + " host CPUs for " +
+                     std::to_string(cpus) + " vCPUs: give one per vCPU");
+  return host_cpus;
+}
+
 VmPlan plan_vm(const RunOptions& options) {
   VmPlan plan;
   plan_memory(options.memory, plan);
   if (options.cpus == 0 || options.cpus > kMaxCpus) throw InputError("--cpus must be between 1 and " + std::to_string(kMaxCpus));
   plan.cpus = options.cpus;
+  if (options.vcpu_pin) {
+    cpu_set_t allowed;
+    // Our own affinity mask, into a local set.
+    if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) throw_errno("sched_getaffinity");
+    plan.vcpu_host_cpus = parse_vcpu_pin(*options.vcpu_pin, options.cpus, allowed);
+  }
   plan.kernel = options.kernel.value_or(executable_dir() + "/bulkhead-test-guest.elf");
   plan.initrd = options.initrd;
   plan.cmdline = options.cmdline;

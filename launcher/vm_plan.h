@@ -3,6 +3,8 @@
 // left behind.
 #pragma once
 
+#include <sched.h>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -31,6 +33,7 @@ struct RunOptions {
   std::string mode = "paravirt";
   std::optional<uint32_t> device_poll_us;  // unset: each device kind's own default
   std::string device_restarts = "5/60";    // COUNT/SECONDS
+  std::optional<std::string> vcpu_pin;     // CPU,CPU,...: one host CPU per vCPU
   // The device table's options (--serial, --disk, ...), by name, every occurrence as typed.
   std::map<std::string, std::vector<std::string>> device_options;
   SandboxRequest sandbox;
@@ -51,6 +54,7 @@ struct VmPlan {
   uint64_t memory = 0;
   bool hugepages = false;  // guest RAM in 2 MiB pages from the hugetlb pool
   uint32_t cpus = 1;
+  std::vector<uint32_t> vcpu_host_cpus;  // empty: the vCPU threads may run anywhere
   std::string kernel;
   std::optional<std::string> initrd;
   std::string cmdline;
@@ -66,6 +70,8 @@ void add_device_options(CLI::App& run, std::map<std::string, std::vector<std::st
 
 // --device-restarts COUNT/SECONDS; throws InputError naming the problem.
 RestartPolicy parse_restart_policy(const std::string& text);
+// --vcpu-pin: one host CPU per vCPU, each one this process may run on (`allowed`).
+std::vector<uint32_t> parse_vcpu_pin(const std::string& text, uint32_t cpus, const cpu_set_t& allowed);
 
 // Throws InputError naming the problem.
 VmPlan plan_vm(const RunOptions& options);

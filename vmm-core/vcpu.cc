@@ -1,6 +1,7 @@
 #include "vmm-core/vcpu.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -136,13 +137,21 @@ void Vcpu::set_boot_state(const BootEntry& entry) {
   kvm_ioctl(fd_.get(), KVM_SET_REGS, &regs, "KVM_SET_REGS");
 }
 
-void Vcpu::start(const Bus& pio, const Bus& mmio, VmControl& vm) {
-  thread_ = std::thread([this, &pio, &mmio, &vm] {
+void Vcpu::start(const Bus& pio, const Bus& mmio, VmControl& vm, std::optional<uint32_t> host_cpu) {
+  thread_ = std::thread([this, &pio, &mmio, &vm, host_cpu] {
     char name[16];
     std::snprintf(name, sizeof name, "bh-vcpu%u", index_);
     // Names this thread; unlike pthread_setname_np it needs no /proc (the root is empty).
     ::prctl(PR_SET_NAME, name, 0, 0, 0);
     try {
+      if (host_cpu) {
+        cpu_set_t only;
+        CPU_ZERO(&only);
+        CPU_SET(*host_cpu, &only);
+        // Pins this thread (pid 0: the caller) before its first KVM_RUN, from a local set.
+        if (::sched_setaffinity(0, sizeof only, &only) != 0)
+          throw_errno("pinning it to host CPU " + std::to_string(*host_cpu) + " (--vcpu-pin)");
+      }
       run_loop(pio, mmio, vm);
     } catch (const std::exception& e) {
       vm.request_stop(ipc::VmStopped::VMM_ERROR, 1, "vCPU " + std::to_string(index_) + ": " + e.what());
@@ -162,10 +171,14 @@ void Vcpu::join() {
 
 void Vcpu::run_loop(const Bus& pio, const Bus& mmio, VmControl& vm) {
   while (!vm.stopping()) {
+    vm.park_while_paused();
     // KVM_RUN on our own vCPU; the exit reason is in the shared kvm_run page.
     if (::ioctl(fd_.get(), KVM_RUN, 0) < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      throw_errno("KVM_RUN");
+      if (errno != EINTR && errno != EAGAIN) throw_errno("KVM_RUN");
+      // A kick for a stop or a pause, both of which the loop's head sees: clear the flag,
+      // or every later KVM_RUN would return at once.
+      __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
+      continue;
     }
     switch (run_->exit_reason) {
       case KVM_EXIT_IO:

@@ -4,6 +4,7 @@
 #include <linux/kvm.h>
 
 #include <cstdint>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -25,7 +26,8 @@ class Vcpu {
 
   // Boot CPU only: registers for the loader's entry mode.
   void set_boot_state(const BootEntry& entry);
-  void start(const Bus& pio, const Bus& mmio, VmControl& vm);
+  // `host_cpu`: the only host CPU its thread may run on, if any.
+  void start(const Bus& pio, const Bus& mmio, VmControl& vm, std::optional<uint32_t> host_cpu = std::nullopt);
   // Makes KVM_RUN return promptly (immediate_exit plus a signal to the thread).
   void kick();
   void join();

@@ -1,8 +1,12 @@
 #include "vmm-core/vm.h"
 
+#include <linux/kvm.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -44,6 +48,12 @@ Vm::Vm(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds)
   int kvm_max = kvm_.check_extension(KVM_CAP_MAX_VCPUS);
   if (kvm_max > 0 && cpus > static_cast<uint32_t>(kvm_max))
     throw InputError("this KVM supports at most " + std::to_string(kvm_max) + " vCPUs");
+  vcpu_host_cpus_.assign(config.vcpu_host_cpus().begin(), config.vcpu_host_cpus().end());
+  if (!vcpu_host_cpus_.empty() && vcpu_host_cpus_.size() != cpus)
+    throw InputError("vcpu_host_cpus names " + std::to_string(vcpu_host_cpus_.size()) + " host CPUs for " +
+                     std::to_string(cpus) + " vCPUs");
+  for (uint32_t cpu : vcpu_host_cpus_)
+    if (cpu >= CPU_SETSIZE) throw InputError("host CPU " + std::to_string(cpu) + " is beyond CPU_SETSIZE");
   for (auto [cap, name] : {std::pair{KVM_CAP_IRQCHIP, "an in-kernel irqchip"}, {KVM_CAP_IRQFD, "irqfd"},
                            {KVM_CAP_PIT2, "an in-kernel PIT"}, {KVM_CAP_IMMEDIATE_EXIT, "immediate exit"},
                            {KVM_CAP_SET_TSS_ADDR, "KVM_SET_TSS_ADDR"}, {KVM_CAP_EXT_CPUID, "KVM_GET_SUPPORTED_CPUID"},
@@ -87,6 +97,8 @@ Vm::Vm(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds)
 }
 
 Vm::~Vm() {
+  // Without a stop (an exception left run()), kicked or paused vCPUs would only run again.
+  control_.request_stop(ipc::VmStopped::VMM_ERROR, 1, "the core is ending");
   for (auto& vcpu : vcpus_) vcpu->kick();
   for (auto& vcpu : vcpus_) vcpu->join();
   monitor_.stop();  // no interrupt callback may run into a device being destroyed
@@ -154,6 +166,30 @@ void Vm::report_lost(ipc::ControlChannel& control, size_t index, const std::stri
   control.send(event);
 }
 
+void Vm::pause() {
+  if (control_.paused()) return;
+  control_.pause(vcpus_.size());
+  // The guest's clock stops with its vCPUs (as QEMU's does), so a resumed guest does not see
+  // the pause as a lost tick or a soft lockup.
+  kvm_clock_data clock{};
+  // KVM_GET_CLOCK into a local; the VM fd is ours.
+  if (::ioctl(vm_fd_.get(), KVM_GET_CLOCK, &clock) == 0) paused_clock_ = clock.clock;
+  else spdlog::warn("the guest's clock keeps running while paused: KVM_GET_CLOCK: {}", std::strerror(errno));
+}
+
+void Vm::resume() {
+  if (!control_.paused()) return;
+  if (paused_clock_) {
+    kvm_clock_data clock{};
+    clock.clock = *paused_clock_;
+    // KVM_SET_CLOCK from a local; the VM fd is ours and its vCPUs are parked.
+    if (::ioctl(vm_fd_.get(), KVM_SET_CLOCK, &clock) != 0)
+      spdlog::warn("the guest's clock jumps by the pause: KVM_SET_CLOCK: {}", std::strerror(errno));
+    paused_clock_.reset();
+  }
+  control_.resume();
+}
+
 void Vm::on_supervisor_request(ipc::ControlChannel& control) {
   ipc::CoreRequest request;
   std::vector<UniqueFd> fds;
@@ -163,6 +199,18 @@ void Vm::on_supervisor_request(ipc::ControlChannel& control) {
   }
   if (request.power_button()) {
     acpi_pm_->press_power_button();
+    return;
+  }
+  if (request.has_pause() || request.has_resume()) {
+    ipc::RoleEvent event;
+    if (request.has_pause()) {
+      pause();
+      event.set_paused(true);
+    } else {
+      resume();
+      event.set_resumed(true);
+    }
+    control.send(event);
     return;
   }
   const std::string& name = request.has_reconnect() ? request.reconnect().device() : request.device_failed();
@@ -192,7 +240,9 @@ ipc::VmStopped Vm::run(ipc::ControlChannel& control) {
   control_.set_kick([this] {
     for (auto& vcpu : vcpus_) vcpu->kick();
   });
-  for (auto& vcpu : vcpus_) vcpu->start(pio_, mmio_, control_);
+  for (size_t i = 0; i < vcpus_.size(); ++i)
+    vcpus_[i]->start(pio_, mmio_, control_,
+                     i < vcpu_host_cpus_.size() ? std::optional<uint32_t>(vcpu_host_cpus_[i]) : std::nullopt);
 
   while (!control_.stopping()) {
     // Rebuilt each time: a virtio device's socket changes when its process is restarted.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "common/unique_fd.h"
@@ -42,6 +43,9 @@ class Vm {
   void connect_device(const ipc::DeviceSlot& slot, UniqueFd socket, uint32_t poll_us);
   void on_supervisor_request(ipc::ControlChannel& control);
   void report_lost(ipc::ControlChannel& control, size_t device, const std::string& why);
+  // `bulkhead ctl pause` and `resume`: the vCPUs and the guest's clock stop and go on.
+  void pause();
+  void resume();
 
   struct VirtioSlot {
     std::unique_ptr<VhostUserPciBackend> backend;
@@ -54,6 +58,8 @@ class Vm {
   VmControl control_;
   Kvm kvm_;
   UniqueFd vm_fd_;
+  std::vector<uint32_t> vcpu_host_cpus_;  // --vcpu-pin, one per vCPU, or empty
+  std::optional<uint64_t> paused_clock_;  // the guest's kvmclock when it was paused
   GuestMemory memory_;
   IrqRouter router_;
   EventfdMonitor monitor_;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -25,12 +26,23 @@ class VmControl {
   ipc::VmStopped result() const;
   // Becomes readable once a stop was requested.
   int stop_fd() const { return stop_event_.get(); }
-  // Called on each stop request so vCPU threads leave KVM_RUN.
+  // Called on each stop or pause request so vCPU threads leave KVM_RUN.
   void set_kick(std::function<void()> kick) { kick_ = std::move(kick); }
+
+  // `bulkhead ctl pause`: returns once all `vcpus` threads wait in park_while_paused() (or
+  // the VM is stopping). resume() lets them go on.
+  void pause(size_t vcpus);
+  void resume();
+  bool paused() const;
+  // Called by each vCPU thread outside KVM_RUN: waits while the VM is paused.
+  void park_while_paused();
 
  private:
   std::atomic<bool> stopping_{false};
   mutable std::mutex mutex_;
+  std::condition_variable parking_;  // pause, resume, stop and each parked vCPU
+  bool paused_ = false;
+  size_t parked_ = 0;
   ipc::VmStopped result_;
   UniqueFd stop_event_;
   std::function<void()> kick_;

@@ -1,4 +1,5 @@
 // Booting the test guest on Bulkhead: the demo, SMP, memory layout, exit status, process layout.
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -104,6 +105,44 @@ TEST_F(BootTest, EveryRoleRunsAsItsOwnNamedProcess) {
   EXPECT_TRUE(names.count("bh-core")) << "core process";
   EXPECT_TRUE(names.count("bh-serial")) << "serial device process";
   EXPECT_GE(pids.size(), 2u);
+  vm.write_stdin("done\n");
+  EXPECT_EQ(vm.wait(60s), 0) << vm.err();
+}
+
+// The threads named `name` of the VM's core, by their /proc/<core>/task entry.
+std::string allowed_cpus_of_thread(pid_t core, const std::string& name) {
+  std::string tasks = "/proc/" + std::to_string(core) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::string comm;
+    std::getline(std::ifstream(task.path() / "comm") >> std::ws, comm);
+    if (comm != name) continue;
+    std::ifstream status(task.path() / "status");
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("Cpus_allowed_list:", 0) == 0) return line.substr(line.find_first_not_of(" \t", 18));
+  }
+  return "(no thread " + name + ")";
+}
+
+TEST_F(BootTest, VcpuPinKeepsEachVcpuThreadOnItsHostCpu) {
+  cpu_set_t allowed;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE && cpus.size() < 2; ++cpu)
+    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+  if (cpus.size() < 2) GTEST_SKIP() << "needs two host CPUs this test may use";
+  // Reversed, so that a pin that did nothing or followed the vCPU index would show.
+  std::string pin = std::to_string(cpus[1]) + "," + std::to_string(cpus[0]);
+  Subprocess vm(run_args({"--cpus", "2", "--vcpu-pin", pin, "--cmdline", "echo"}), true);
+  ASSERT_TRUE(vm.wait_for("BH-READY echo", 60s)) << vm.out() << vm.err();
+  pid_t core = -1;
+  for (pid_t pid : role_processes()) {
+    std::string name;
+    std::getline(std::ifstream("/proc/" + std::to_string(pid) + "/comm"), name);
+    if (name == "bh-core") core = pid;
+  }
+  ASSERT_GT(core, 0);
+  EXPECT_EQ(allowed_cpus_of_thread(core, "bh-vcpu0"), std::to_string(cpus[1]));
+  EXPECT_EQ(allowed_cpus_of_thread(core, "bh-vcpu1"), std::to_string(cpus[0]));
   vm.write_stdin("done\n");
   EXPECT_EQ(vm.wait(60s), 0) << vm.err();
 }

@@ -121,6 +121,55 @@ TEST_F(CtlTest, RestartDeviceBringsBackADeviceMarkedFailed) {
       << vm.err();
 }
 
+// The last "round=N" the guest printed.
+int last_round(const std::string& out) {
+  size_t at = out.rfind("round=");
+  return at == std::string::npos ? 0 : std::stoi(out.substr(at + 6));
+}
+
+TEST_F(CtlTest, PauseStopsTheGuestWhileItsDeviceRestartsAndResumeGoesOn) {
+  Subprocess vm(vm_args("ctl5", {"--cpus", "2", "--cmdline", "scsi-verify=1000000"}), false);
+  ASSERT_TRUE(vm.wait_for("scsi-verify round=1\r\n", 60s)) << vm.err();
+  Subprocess events(ctl("ctl5", {"events"}), false);
+  ASSERT_TRUE(events.wait_for("events of VM ctl5 until it ends:", 20s)) << events.err();
+
+  std::string out, err;
+  ASSERT_EQ(run(ctl("ctl5", {"pause"}), &out, &err), 0) << err;
+  EXPECT_NE(out.find("VM ctl5 paused"), std::string::npos) << out;
+  ASSERT_EQ(run(ctl("ctl5", {"status"}), &out), 0);
+  EXPECT_NE(out.find("VM ctl5 (supervisor pid " + std::to_string(vm.pid()) + "): paused"), std::string::npos) << out;
+  EXPECT_EQ(run(ctl("ctl5", {"pause"}), &out, &err), 2);
+  EXPECT_NE(err.find("the VM is paused already"), std::string::npos) << err;
+
+  // What the guest wrote before its vCPUs stopped drains; after that it writes nothing.
+  vm.wait_for("(nothing)", 500ms);
+  int paused_at = last_round(vm.out());
+  EXPECT_FALSE(vm.wait_for("round=" + std::to_string(paused_at + 1) + "\r\n", 2s)) << "a paused guest made progress";
+
+  // A device that dies while the VM is paused is back before it resumes.
+  ASSERT_EQ(run(ctl("ctl5", {"status"}), &out), 0);
+  pid_t before = pid_in_status(out, "virtio-scsi0");
+  ASSERT_GT(before, 0) << out;
+  ASSERT_EQ(::kill(before, SIGKILL), 0);
+  ASSERT_TRUE(vm.wait_for("restarted it (1 restart", 20s, true)) << vm.err();
+  EXPECT_EQ(last_round(vm.out()), paused_at);
+
+  ASSERT_EQ(run(ctl("ctl5", {"resume"}), &out, &err), 0) << err;
+  EXPECT_NE(out.find("VM ctl5 running"), std::string::npos) << out;
+  EXPECT_TRUE(vm.wait_for("round=" + std::to_string(paused_at + 2) + "\r\n", 30s)) << vm.out() << vm.err();
+  EXPECT_EQ(run(ctl("ctl5", {"resume"}), &out, &err), 2);
+  EXPECT_NE(err.find("the VM is not paused"), std::string::npos) << err;
+  EXPECT_TRUE(events.wait_for("resumed: the vCPUs run again", 10s)) << events.out();
+  EXPECT_NE(events.out().find("paused: every vCPU stopped"), std::string::npos) << events.out();
+  EXPECT_EQ(vm.out().find("BH-RESULT"), std::string::npos) << "no I/O error ended the guest's workload: " << vm.out();
+  EXPECT_EQ(vm.err().find("the guest's clock"), std::string::npos) << "KVM_GET_CLOCK and KVM_SET_CLOCK work: " << vm.err();
+
+  // A paused VM can still be stopped.
+  ASSERT_EQ(run(ctl("ctl5", {"pause"}), &out, &err), 0) << err;
+  ASSERT_EQ(run(ctl("ctl5", {"kill"}), &out, &err), 0) << err;
+  EXPECT_EQ(vm.wait(30s), 128 + SIGKILL);
+}
+
 TEST_F(CtlTest, BadInputGetsAClearErrorAndANonZeroExit) {
   std::string out, err;
   EXPECT_EQ(run({bulkhead(), "ctl", "--vm", "nosuch", "--state-root", dir_.path(), "status"}, &out, &err), 2);

@@ -47,6 +47,14 @@ TEST_F(LauncherInputTest, ZeroCpus) { expect_usage_error({"--cpus", "0"}, "--cpu
 
 TEST_F(LauncherInputTest, CpusNotANumber) { expect_usage_error({"--cpus", "many"}, "--cpus"); }
 
+TEST_F(LauncherInputTest, VcpuPinWithTooFewCpus) {
+  expect_usage_error({"--cpus", "2", "--vcpu-pin", "0"}, "--vcpu-pin '0' names 1 host CPUs for 2 vCPUs");
+}
+
+TEST_F(LauncherInputTest, VcpuPinOnACpuThatIsNotThere) {
+  expect_usage_error({"--vcpu-pin", "4095"}, "host CPU 4095 does not exist or is not one this process may use");
+}
+
 TEST_F(LauncherInputTest, UnknownFlag) { expect_usage_error({"--turbo"}, "--turbo"); }
 
 TEST_F(LauncherInputTest, BadSerialSpec) { expect_usage_error({"--serial", "tcp=1234"}, "tcp=1234"); }

@@ -67,6 +67,8 @@ std::string run_nested_lab(const std::string& kernel_dir, const std::string& ini
   // #VMEXIT while L2 spins with interrupts off, so on a single L1 CPU an L2 that waits in a
   // loop for another L2 vCPU or for a device process (both L1 threads) froze L1 for good
   // (seen as L1's LAPIC with vector 236 pending in IRR and L2 in smpboot's wait loop).
+  // With two, host.sh pins each L2 vCPU thread to one L1 CPU (--vcpu-pin): an L2 vCPU that
+  // moved between L1 CPUs sometimes triple-faulted.
   Subprocess l1({"/usr/bin/qemu-system-x86_64", "-accel", "tcg", "-cpu", "EPYC", "-smp", "2", "-m", "2048", "-nographic", "-no-reboot",
                  "-kernel", kernel_dir + "/vmlinuz", "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet " + append},
                 false);

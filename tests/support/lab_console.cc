@@ -57,13 +57,19 @@ int main(int argc, char** argv) {
   std::string output;
   size_t matched = 0;  // where the next expect starts looking
   bool eof = false;
+  std::string why;  // why the last read_some() failed, for the step that gives up
   auto read_some = [&]() {
     pollfd p{fd, POLLIN, 0};
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
+    int ready = left > 0 ? ::poll(&p, 1, static_cast<int>(left)) : 0;
+    if (ready <= 0) {
+      why = ready == 0 ? "timed out" : std::string("poll failed: ") + std::strerror(errno);
+      return false;
+    }
     char buffer[4096];
     ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n <= 0) {
+      why = n == 0 ? "the VM closed the console" : std::string("read failed: ") + std::strerror(errno);
       eof = true;
       return false;
     }
@@ -79,7 +85,7 @@ int main(int argc, char** argv) {
       size_t at;
       while ((at = output.find(text, matched)) == std::string::npos)
         if (!read_some()) {
-          std::fprintf(stderr, "bh-lab-console: step %d: '%s' did not appear\n", i - 3, text.c_str());
+          std::fprintf(stderr, "bh-lab-console: step %d: '%s' did not appear (%s)\n", i - 3, text.c_str(), why.c_str());
           return 1;
         }
       matched = at + text.size();

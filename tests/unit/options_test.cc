@@ -25,6 +25,32 @@ TEST(RestartPolicy, IsCountPerSeconds) {
   }
 }
 
+TEST(VcpuPin, IsOneAllowedHostCpuPerVcpu) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  CPU_SET(0, &allowed);
+  CPU_SET(3, &allowed);
+  EXPECT_EQ(parse_vcpu_pin("3,0", 2, allowed), (std::vector<uint32_t>{3, 0}));
+  EXPECT_EQ(parse_vcpu_pin("3,3", 2, allowed), (std::vector<uint32_t>{3, 3})) << "two vCPUs may share a CPU";
+  for (auto [text, says] : std::vector<std::pair<std::string, std::string>>{
+           {"", "is not a list of host CPU numbers"},
+           {"0,", "is not a list of host CPU numbers"},
+           {"0,-3", "is not a list of host CPU numbers"},
+           {"a,b", "is not a list of host CPU numbers"},
+           {"0,1", "host CPU 1 does not exist or is not one this process may use"},
+           {"0,99999", "is not a list of host CPU numbers"},
+           {"0", "names 1 host CPUs for 2 vCPUs"},
+           {"0,3,0", "names 3 host CPUs for 2 vCPUs"}}) {
+    try {
+      parse_vcpu_pin(text, 2, allowed);
+      ADD_FAILURE() << text;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("--vcpu-pin '" + text + "'"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(MemorySize, AcceptsUnitsAndPlainMiB) {
   EXPECT_EQ(parse_memory_size("256M"), 256ull << 20);
   EXPECT_EQ(parse_memory_size("256"), 256ull << 20) << "a plain number is MiB, as in QEMU";
