@@ -47,6 +47,9 @@ class SvirtLabels {
   void restore_files();
   // The label of every socket of the VM: devices may only use sockets of their own VM.
   std::string socket_context() const { return file_context("bulkhead_socket_t"); }
+  // The VM's control socket (`bulkhead ctl`): a type of its own, which an operator's client
+  // may connect to and no role of any VM may.
+  std::string control_socket_context() const { return file_context("bulkhead_control_t"); }
   // While one exists, sockets this thread creates carry `context`.
   class SocketLabelScope {
    public:

@@ -73,7 +73,7 @@ class LinuxGuestLab : public ::testing::Test {
     if (l1.empty()) return "";
     bool finished = false;
     std::string out = run_nested_lab(cloud_, l1, "", &finished, std::chrono::seconds(600));
-    if (!finished) why_ = "L1 did not finish its scenario; the end of its console:\n" + out.substr(out.size() > 8000 ? out.size() - 8000 : 0);
+    if (!finished) why_ = "L1 did not finish its scenario; the end of its console:\n" + out.substr(out.size() > 12000 ? out.size() - 12000 : 0);
     return finished ? out : "";
   }
 

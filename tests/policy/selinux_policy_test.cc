@@ -132,7 +132,9 @@ TEST_F(SelinuxPolicyTest, AccessDecisions) {
                     ram2 = object("bulkhead_tmpfs_t", kVm2), log1 = object("bulkhead_log_t", kVm1),
                     log2 = object("bulkhead_log_t", kVm2), kvm = object("kvm_device_t", "s0"),
                     tap = object("tun_tap_device_t", "s0"), state1 = object("bulkhead_state_t", kVm1),
-                    huge1 = object("hugetlbfs_t", kVm1), huge2 = object("hugetlbfs_t", kVm2);
+                    huge1 = object("hugetlbfs_t", kVm1), huge2 = object("hugetlbfs_t", kVm2),
+                    control1 = object("bulkhead_control_t", kVm1);
+  const std::string operator_domain = "unconfined_u:unconfined_r:unconfined_t:s0-s0:c0.c1023";
   const Decision table[] = {
       // Inside one VM: each role gets what it needs.
       {core1, kvm, "chr_file", "read write ioctl", true, "the core drives /dev/kvm"},
@@ -197,6 +199,16 @@ TEST_F(SelinuxPolicyTest, AccessDecisions) {
       {slirp1, kvm, "chr_file", "ioctl", false, "only the core has /dev/kvm"},
       {slirp1, object("shadow_t", "s0"), "file", "read", false, "host files"},
       {scsi1, object("bulkhead_core_exec_t", "s0"), "file", "entrypoint", false, "a device cannot become the core"},
+      // The control socket: the supervisor serves it, an operator's `bulkhead ctl` connects, no role of any VM can.
+      {kLauncher, control1, "unix_stream_socket", "create bind listen accept read write", true, "the supervisor serves bulkhead ctl"},
+      {kLauncher, control1, "unix_stream_socket", "connectto", true, "bulkhead ctl, in the launcher's domain, connects"},
+      {operator_domain, control1, "unix_stream_socket", "connectto", true, "an operator's own client connects"},
+      {operator_domain, socket1, "unix_stream_socket", "connectto", true, "an operator connects to a unix console"},
+      {scsi1, control1, "unix_stream_socket", "connectto", false, "a device cannot reach its VM's control socket"},
+      {core1, control1, "unix_stream_socket", "connectto", false, "nor can the core"},
+      {slirp1, control1, "unix_stream_socket", "connectto", false, "nor bh-slirp"},
+      {scsi1, control1, "unix_stream_socket", "read write", false, "nor use a control connection that reached it"},
+      {scsi2, control1, "unix_stream_socket", "connectto", false, "nor another VM's device"},
       {scsi1, object("shadow_t", "s0"), "file", "read", false, "host files"},
   };
   ASSERT_GE(std::size(table), 30u);
@@ -269,6 +281,7 @@ echo "LAB: vm-b $(grep READY /tmp/b.log)"
 MCS=$(cat /run/bulkhead/vm-b/mcs)
 echo "LAB: vm-b categories $MCS"
 for p in $(pidof bh-core bh-serial bh-virtio-scsi); do echo "LAB: role $(cat /proc/$p/comm) $(cat /proc/$p/attr/current)"; done
+echo "LAB: ctl $(runcon $L $B/bulkhead ctl --vm vm-b status 2>&1 | head -1)"
 runcon $L $B/bulkhead run --name vm-a --disk /tmp/a.img --cmdline "hello scsi-disk" --serial file=/tmp/a.log
 echo "LAB: vm-a exit $? $(grep -o 'scsi-disk .* ok' /tmp/a.log)"
 OTHER=s0:c1,c2; [ "$MCS" = "$OTHER" ] && OTHER=s0:c3,c4
@@ -317,6 +330,8 @@ TEST(SelinuxLabTest, TwoVmsUnderEnforcingSelinuxAndACrossVmDenial) {
   for (const char* role : {"bh-core system_u:system_r:bulkhead_core_t:", "bh-serial system_u:system_r:bulkhead_serial_t:",
                            "bh-virtio-scsi system_u:system_r:bulkhead_virtio_scsi_t:"})
     EXPECT_NE(out.find(std::string("LAB: role ") + role + mcs), std::string::npos) << role << " at VM B's categories\n" << out;
+  EXPECT_NE(out.find("LAB: ctl VM vm-b (supervisor pid "), std::string::npos)
+      << "bulkhead ctl reaches the control socket (bulkhead_control_t) under enforcing SELinux:\n" << out;
   EXPECT_NE(out.find("LAB: vm-a exit 0 scsi-disk"), std::string::npos) << "VM A runs next to B:\n" << out;
   EXPECT_NE(out.find("LAB: probe at B [data-of-vm-b]"), std::string::npos) << out;
   EXPECT_NE(out.find("LAB: probe at s0:c"), std::string::npos) << out;

@@ -1,13 +1,21 @@
 #include "tests/support/lab.h"
 #include "tests/support/subprocess.h"
 
+#include <poll.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+
+#include "common/unique_fd.h"
 
 namespace bulkhead::test {
 
@@ -61,25 +69,78 @@ std::string make_initramfs(const std::string& kernel_dir, const std::string& sce
   return out;
 }
 
+namespace {
+
+// What QEMU's human monitor at `socket` answers to `command`, read until its next prompt
+// (at most a few seconds); "" if it cannot be reached.
+std::string ask_monitor(const std::string& socket, const std::string& command) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (socket.size() >= sizeof address.sun_path) return "";
+  std::strcpy(address.sun_path, socket.c_str());
+  // A socket of our own, connected to the monitor QEMU listens on.
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) return "";
+  std::string line = command + "\n", reply;
+  if (::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size())) return "";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  // The banner's prompt comes first; the answer ends with the prompt after the command's echo.
+  auto answered = [&] {
+    size_t echo = reply.find(command);
+    return echo != std::string::npos && reply.find("(qemu)", echo) != std::string::npos;
+  };
+  while (!answered() && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 500) <= 0) continue;
+    char buffer[4096];
+    // Into a local buffer, from our own socket.
+    ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+    if (n <= 0) break;
+    reply.append(buffer, static_cast<size_t>(n));
+  }
+  return reply;
+}
+
+}  // namespace
+
 std::string run_nested_lab(const std::string& kernel_dir, const std::string& initrd, const std::string& append,
                            bool* finished, std::chrono::seconds timeout) {
   // Two L1 CPUs: QEMU 7.2's emulated SVM does not always turn L1's timer interrupt into a
   // #VMEXIT while L2 spins with interrupts off, so on a single L1 CPU an L2 that waits in a
   // loop for another L2 vCPU or for a device process (both L1 threads) froze L1 for good
   // (seen as L1's LAPIC with vector 236 pending in IRR and L2 in smpboot's wait loop).
-  // With two, host.sh pins each L2 vCPU thread to one L1 CPU (--vcpu-pin): an L2 vCPU that
-  // moved between L1 CPUs sometimes triple-faulted.
+  // With two, host.sh pins each L2 vCPU thread to one L1 CPU (--vcpu-pin): unpinned, L2
+  // triple-faulted more often (README, Host notes).
+  static int runs = 0;
+  std::string monitor = "/tmp/bulkhead-lab-" + std::to_string(::getpid()) + "-" + std::to_string(runs++) + ".monitor";
   Subprocess l1({"/usr/bin/qemu-system-x86_64", "-accel", "tcg", "-cpu", "EPYC", "-smp", "2", "-m", "2048", "-nographic", "-no-reboot",
-                 "-kernel", kernel_dir + "/vmlinuz", "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet " + append},
+                 "-monitor", "unix:" + monitor + ",server=on,wait=off", "-kernel", kernel_dir + "/vmlinuz", "-initrd", initrd,
+                 "-append", "console=ttyS0 panic=-1 quiet " + append},
                 false);
   *finished = l1.wait_for("LAB-EXIT", timeout);
-  l1.wait(60s);
-  // For whoever debugs a lab test: BULKHEAD_LAB_LOG=DIR keeps every L1 console log there.
-  if (const char* dir = ::getenv("BULKHEAD_LAB_LOG")) {
-    static int count = 0;
-    std::ofstream(std::string(dir) + "/lab-" + std::to_string(::getpid()) + "-" + std::to_string(count++) + ".log") << l1.out();
+  std::string hang;
+  if (!*finished) {
+    // Where each L1 CPU is stuck (halted or not, its RIP and state), for whoever debugs it;
+    // host.sh printed where L1's kernel text starts.
+    for (const char* command : {"info cpus", "info registers -a"}) {
+      std::istringstream reply(ask_monitor(monitor, command));
+      for (std::string line; std::getline(reply, line);) {
+        std::erase_if(line, [](char c) { return c == '\r'; });
+        // Leaves out the banner, the prompts with their echo, and the FPU and vector registers.
+        bool noise = line.empty() || line.rfind("QEMU ", 0) == 0 || line.rfind("(qemu)", 0) == 0;
+        for (const char* kind : {"FPR", "YMM", "XMM", "FCW", "DR"}) noise |= line.rfind(kind, 0) == 0;
+        if (!noise) hang += "LAB-HANG| " + line + "\n";
+      }
+    }
+    ask_monitor(monitor, "quit");
   }
-  return l1.out();
+  l1.wait(60s);
+  ::unlink(monitor.c_str());
+  std::string out = l1.out() + hang;
+  // For whoever debugs a lab test: BULKHEAD_LAB_LOG=DIR keeps every L1 console log there.
+  if (const char* dir = ::getenv("BULKHEAD_LAB_LOG"))
+    std::ofstream(std::string(dir) + "/lab-" + std::to_string(::getpid()) + "-" + std::to_string(runs - 1) + ".log") << out;
+  return out;
 }
 
 std::vector<std::string> bulkhead_payload() {

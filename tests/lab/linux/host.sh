@@ -7,10 +7,14 @@ mount -t tmpfs tmp /tmp
 mkdir -p /run /mnt && mount -t tmpfs run /run
 B=/opt/bulkhead
 G=/opt/guests
+# L1's kernel is randomized (KASLR): with this, the RIPs of a hang report (LAB-HANG) map to
+# System.map offsets.
+echo "LAB: L1 $(grep -m1 ' T _text$' /proc/kallsyms)"
 
-# Every VM pins its vCPU threads (--vcpu-pin), each to its own L1 CPU: an L2 vCPU that
-# migrated between L1's two CPUs sometimes triple-faulted at a random point of its boot under
-# QEMU 7.2's emulated SVM (3 boots in 12 of the recovery scenario; none in 12 since pinning).
+# Every VM pins its vCPU threads (--vcpu-pin), each to its own L1 CPU: while L1 could move
+# it between its two CPUs, the recovery scenario's L2 triple-faulted at a random point of its
+# boot in 3 boots of 12 under QEMU 7.2's emulated SVM, and in none of 12 pinned. (A two-vCPU
+# L2 still triple-faulted once pinned: README, Host notes.)
 #
 # For whoever debugs a scenario that stops making progress: every 100 s, what each thread is
 # doing (state, kernel wait channel, CPU time in ticks), a vCPU thread's too: a halted L2 vCPU
