@@ -112,12 +112,9 @@ int run_vm(const RunOptions& options) {
   if (std::any_of(plan.devices.begin(), plan.devices.end(), restartable)) respawner.emplace(Respawner::start(plan, sandbox));
   std::optional<CtlListener> ctl;  // `bulkhead ctl`, served by the supervisor
   if (sandbox.identity()) {
-    socket_label.reset();  // one socket creation context at a time: the control socket's, then the VM's again
-    std::optional<SvirtLabels::SocketLabelScope> ctl_label;
+    std::optional<SvirtLabels::SocketLabelScope> ctl_label;  // its own type; the VM's again after it
     if (sandbox.labels()) ctl_label.emplace(sandbox.labels()->control_socket_context());
     ctl = CtlListener::create(sandbox.identity()->state_dir(), ::getuid());
-    ctl_label.reset();
-    if (sandbox.labels()) socket_label.emplace(sandbox.labels()->socket_context());
   }
   CoreResources core = open_core_resources(plan, sandbox);
   std::vector<Connection> connections;

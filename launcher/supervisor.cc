@@ -227,17 +227,20 @@ ipc::ctl::Reply Supervisor::restart_device(const std::string& name) {
   return reply;
 }
 
-void Supervisor::ask_core_to_pause(bool pause, CtlClient& client, ipc::ctl::Reply& refusal) {
-  if (vm_ending() || hard_stop_at_) return refusal.set_error("the VM is stopping");
-  if (!core_ready_) return refusal.set_error("the VM is still starting");
-  if (pause_asked_) return refusal.set_error(*pause_asked_ ? "the VM is pausing already" : "the VM is resuming already");
-  if (pause == paused_) return refusal.set_error(pause ? "the VM is paused already" : "the VM is not paused");
+std::string Supervisor::pause_refusal(bool pause) const {
+  if (vm_ending() || hard_stop_at_) return "the VM is stopping";
+  if (!core_ready_) return "the VM is still starting";
+  if (pause_asked_) return *pause_asked_ ? "the VM is pausing already" : "the VM is resuming already";
+  if (pause == paused_) return pause ? "the VM is paused already" : "the VM is not paused";
+  return "";
+}
+
+void Supervisor::ask_core_to_pause(bool pause) {
   ipc::CoreRequest request;
   if (pause) request.set_pause(true);
   else request.set_resume(true);
   tell_core(request);
   pause_asked_ = pause;
-  client.awaiting_core = true;
 }
 
 void Supervisor::answer_waiting_clients() {
@@ -285,13 +288,8 @@ std::optional<ipc::ctl::Reply> Supervisor::answer(const ipc::ctl::Request& reque
         reply.set_error("the VM is stopping already");
         break;
       }
-      if (paused_ || pause_asked_.value_or(false)) {
-        // A paused guest cannot see the button: it runs again first.
-        ipc::CoreRequest resume;
-        resume.set_resume(true);
-        tell_core(resume);
-        pause_asked_ = false;
-      }
+      // A paused guest cannot see the button: it runs again first.
+      if (paused_ || pause_asked_.value_or(false)) ask_core_to_pause(false);
       ipc::CoreRequest press;
       press.set_power_button(true);
       tell_core(press);
@@ -308,10 +306,17 @@ std::optional<ipc::ctl::Reply> Supervisor::answer(const ipc::ctl::Request& reque
       describe(reply);
       break;
     case R::kPause:
-    case R::kResume:
-      ask_core_to_pause(request.command_case() == R::kPause, client, reply);
-      if (client.awaiting_core) return std::nullopt;
-      break;
+    case R::kResume: {
+      bool pause = request.command_case() == R::kPause;
+      std::string refusal = pause_refusal(pause);
+      if (!refusal.empty()) {
+        reply.set_error(refusal);
+        break;
+      }
+      ask_core_to_pause(pause);
+      client.awaiting_core = true;
+      return std::nullopt;
+    }
     case R::kRestartDevice: {
       ipc::ctl::Reply restarted = restart_device(request.restart_device().device());
       restarted.set_version(ipc::ctl::CURRENT);

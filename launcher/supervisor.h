@@ -81,7 +81,10 @@ class Supervisor {
   void on_ctl_request(CtlClient& client);
   // Empty when the core answers first (pause, resume): on_core_message replies then.
   std::optional<ipc::ctl::Reply> answer(const ipc::ctl::Request& request, CtlClient& client);
-  void ask_core_to_pause(bool pause, CtlClient& client, ipc::ctl::Reply& refusal);
+  // Why the VM cannot be paused (`pause`) or resumed now, or "".
+  std::string pause_refusal(bool pause) const;
+  // Sends the request; the core's RoleEvent.paused or .resumed answers it.
+  void ask_core_to_pause(bool pause);
   void answer_waiting_clients();
   void reply(CtlClient& client, const ipc::ctl::Reply& reply);
   ipc::ctl::Reply restart_device(const std::string& name);

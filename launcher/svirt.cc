@@ -91,9 +91,16 @@ void SvirtLabels::restore_files() {
 }
 
 SvirtLabels::SocketLabelScope::SocketLabelScope(const std::string& context) {
+  char* previous = nullptr;
+  // getsockcreatecon_raw allocates the label string (none: the default); freecon releases it.
+  if (getsockcreatecon_raw(&previous) != 0) throw_errno("getsockcreatecon");
+  if (previous) {
+    previous_ = previous;
+    freecon(previous);
+  }
   if (setsockcreatecon_raw(context.c_str()) != 0) throw_errno("setsockcreatecon " + context);
 }
 
-SvirtLabels::SocketLabelScope::~SocketLabelScope() { setsockcreatecon_raw(nullptr); }
+SvirtLabels::SocketLabelScope::~SocketLabelScope() { setsockcreatecon_raw(previous_.empty() ? nullptr : previous_.c_str()); }
 
 }  // namespace bulkhead::launcher

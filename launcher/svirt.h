@@ -50,13 +50,17 @@ class SvirtLabels {
   // The VM's control socket (`bulkhead ctl`): a type of its own, which an operator's client
   // may connect to and no role of any VM may.
   std::string control_socket_context() const { return file_context("bulkhead_control_t"); }
-  // While one exists, sockets this thread creates carry `context`.
+  // While one exists, sockets this thread creates carry `context`; at its end, the context
+  // of the scope it was nested in (if any) is back.
   class SocketLabelScope {
    public:
     explicit SocketLabelScope(const std::string& context);
     ~SocketLabelScope();
     SocketLabelScope(const SocketLabelScope&) = delete;
     SocketLabelScope& operator=(const SocketLabelScope&) = delete;
+
+   private:
+    std::string previous_;  // empty: the default (the creating process's own label)
   };
 
  private:

@@ -85,8 +85,8 @@ const std::map<std::string, uint64_t>& constants() {
       {"KVM_SIGNAL_MSI", KVM_SIGNAL_MSI},
       {"KVM_IRQ_LINE", KVM_IRQ_LINE},
       {"KVM_GET_CLOCK", KVM_GET_CLOCK},
-      {"CALLING_THREAD", 0},  // pid 0 in sched_setaffinity
       {"KVM_SET_CLOCK", KVM_SET_CLOCK},
+      {"CALLING_THREAD", 0},  // pid 0 in sched_setaffinity
   };
   return table;
 }

@@ -109,7 +109,7 @@ TEST_F(BootTest, EveryRoleRunsAsItsOwnNamedProcess) {
   EXPECT_EQ(vm.wait(60s), 0) << vm.err();
 }
 
-// The threads named `name` of the VM's core, by their /proc/<core>/task entry.
+// Cpus_allowed_list of the thread named `name` in the core process `core`.
 std::string allowed_cpus_of_thread(pid_t core, const std::string& name) {
   std::string tasks = "/proc/" + std::to_string(core) + "/task";
   for (const auto& task : std::filesystem::directory_iterator(tasks)) {
