@@ -14,10 +14,12 @@ meta=${1:-linux-image-cloud-amd64}
 cache=${BULKHEAD_CACHE:-$HOME/.cache/bulkhead}/kernels
 mkdir -p "$cache"
 
-pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
+# With no package lists yet (a fresh machine, or lists cleaned after an install) apt-cache
+# fails: that is the cue to update them, not the end of this script.
+pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}') || true
 if [ -z "$pkg" ]; then
   apt-get update -q >/dev/null
-  pkg=$(apt-cache depends "$meta" | awk '/Depends: linux-image-/{print $2; exit}')
+  pkg=$(apt-cache depends "$meta" | awk '/Depends: linux-image-/{print $2; exit}') || true
 fi
 [ -n "$pkg" ] || { echo "fetch-kernel: cannot resolve $meta" >&2; exit 1; }
 dir=$cache/$pkg

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,9 +31,15 @@ Subprocess::Subprocess(const std::vector<std::string>& argv, bool keep_stdin) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  pid_t test = ::getpid();
   pid_ = ::fork();
   if (pid_ == 0) {
     ::setpgid(0, 0);
+    // A test program that is killed (a ctest timeout, ^C) takes what it started with it: an
+    // orphaned lab QEMU once kept both host CPUs busy through a whole CI run. (Tests start
+    // their subprocesses from the main thread, whose exit is what the signal follows.)
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != test) ::_exit(127);
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
