@@ -26,7 +26,7 @@ constexpr Scenario kScenarios[] = {
     {"ide", scenario_ide},               {"ide-hostile", scenario_ide_hostile},
     {"bench-ide", scenario_bench_ide},
     {"balloon", scenario_balloon},       {"balloon-hostile", scenario_balloon_hostile},
-    {"bench-balloon", scenario_bench_balloon}, {"idle", scenario_idle},
+    {"bench-balloon", scenario_bench_balloon}, {"idle", scenario_idle}, {"serial-probe", scenario_serial_probe},
     {"fill", scenario_fill},             {"scsi-verify", scenario_scsi_verify},
     {"net-verify", scenario_net_verify},     {"balloon-cycle", scenario_balloon_cycle},
 };

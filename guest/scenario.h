@@ -36,6 +36,7 @@ bool scenario_echo(const char* arg, Context& context);
 bool scenario_serial_irq(const char* arg, Context& context);
 bool scenario_smp(const char* arg, Context& context);
 bool scenario_bench_uart(const char* arg, Context& context);
+bool scenario_serial_probe(const char* arg, Context& context);
 bool scenario_bench_exit(const char* arg, Context& context);
 bool scenario_flood(const char* arg, Context& context);
 bool scenario_scsi_disk(const char* arg, Context& context);

@@ -87,10 +87,12 @@ ipc::CoreConfig core_config(const VmPlan& plan, const CoreResources& r, std::vec
   return c;
 }
 
-// The core replays a virtio device's vhost-user set-up to a new process of it; a legacy
-// device's register state would be lost with its process.
+// The core replays a virtio device's vhost-user set-up to a new process of it, and hands a
+// restartable legacy device's the state page its predecessor kept its registers in; other
+// legacy devices' state would be lost with their process.
 bool restartable(const PlannedDevice& device) {
-  return !device.kind->executable.empty() && device.instance->slot().has_virtio();
+  ipc::DeviceSlot slot = device.instance->slot();
+  return !device.kind->executable.empty() && (slot.has_virtio() || slot.legacy().restartable());
 }
 
 }  // namespace

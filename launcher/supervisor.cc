@@ -205,7 +205,7 @@ ipc::ctl::Reply Supervisor::restart_device(const std::string& name) {
   }
   Device& d = *it;
   if (!d.restartable || !respawner_) {
-    reply.set_error(name + " is a legacy device; only virtio devices can be restarted");
+    reply.set_error(name + " cannot be restarted: its state would be lost with its process");
     return reply;
   }
   if (vm_ending()) {

@@ -24,7 +24,7 @@ struct SupervisedDevice {
   RoleProcess process;
   uint32_t plan_index = 0;   // what bh-respawn starts again
   std::string slot;          // the core's name for the device, e.g. "virtio-scsi0"
-  bool restartable = false;  // a virtio device: the core can replay its vhost-user set-up
+  bool restartable = false;  // the core can set a new process of it up (run_command.cc)
 };
 
 // Everything of one running VM that the supervisor watches and serves.

@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "ipc/legacy_device/sealed_memfd.h"
 #include "vhost-user/frontend.h"
 #include "vmm-core/kvm.h"
 
@@ -76,9 +77,13 @@ class RemoteRegion : public BusDevice {
 
  private:
   bool usable(uint64_t offset, size_t length) const {
-    return !lost_.load(std::memory_order_relaxed) && length <= 8 && offset < size_ && length <= size_ - offset;
+    return !lost_.load(std::memory_order_relaxed) && !ring_->abandoned() && length <= 8 && offset < size_ &&
+           length <= size_ - offset;
   }
   void lost(const char* why) {
+    // A restartable device is only lost for good when the supervisor gave up on it: the VM runs
+    // on without it (its ports float) until `bulkhead ctl restart-device` brings it back.
+    if (ring_->restartable()) return;
     if (!lost_.exchange(true)) vm_.device_lost(name_, why);
   }
 
@@ -184,14 +189,24 @@ std::string kind_name(const legacy::DeviceInfo& info) {
 
 LegacyDeviceProxy::LegacyDeviceProxy(std::string name, UniqueFd socket, const ipc::LegacyAttachment& attachment,
                                      const GuestMemory& memory, uint32_t poll_us, VmControl& vm)
-    : name_(std::move(name)), attachment_(attachment), connection_(std::move(socket)), vm_(vm) {
-  auto request = [](legacy::Request r) { return static_cast<uint32_t>(r); };
-  auto refuse = [&](const std::string& why) { throw InputError("device " + name_ + " " + why); };
-  connection_.set_reply_timeout(kHandshakeTimeout);
-  connection_.send(Message::make_empty(static_cast<uint32_t>(vhost_user::Request::kSetOwner)));
+    : name_(std::move(name)),
+      attachment_(attachment),
+      memory_(memory),
+      poll_us_(poll_us),
+      connection_(std::move(socket)),
+      ring_(std::make_shared<AccessRingProducer>()),
+      vm_(vm) {
+  ring_->set_restartable(attachment.restartable());
+  handshake([&](const legacy::DeviceInfo& info) {
+    info_ = info;
+    check_device_info();
+  });
+  ring_->set_peer_socket(connection_.fd());
+}
 
-  Message reply = connection_.call(Message::make_empty(request(legacy::Request::kGetDeviceInfo)));
-  info_ = reply.payload_as<legacy::DeviceInfo>();
+void LegacyDeviceProxy::check_device_info() const {
+  const ipc::LegacyAttachment& attachment = attachment_;
+  auto refuse = [&](const std::string& why) { throw InputError("device " + name_ + " " + why); };
   if (kind_name(info_) != attachment.kind()) refuse("is a '" + kind_name(info_) + "', expected '" + attachment.kind() + "'");
   if (info_.num_regions > legacy::kMaxRegions) refuse("reports " + std::to_string(info_.num_regions) + " register windows");
   if (info_.num_irqs != static_cast<uint32_t>(attachment.irqs_size()))
@@ -218,21 +233,61 @@ LegacyDeviceProxy::LegacyDeviceProxy(std::string name, UniqueFd socket, const ip
                 !info_.pci.interrupt_pin))
       refuse("places its MSI capability at an invalid offset " + std::to_string(msi));
   }
+  if (info_.state_size > legacy::kMaxStateSize)
+    refuse("asks for " + std::to_string(info_.state_size) + " bytes of state, more than " +
+           std::to_string(legacy::kMaxStateSize));
+  if (attachment.restartable() && !info_.state_size) refuse("keeps no state a restarted process could resume");
+}
 
+void LegacyDeviceProxy::handshake(const std::function<void(const legacy::DeviceInfo&)>& check) {
+  auto request = [](legacy::Request r) { return static_cast<uint32_t>(r); };
+  connection_.set_reply_timeout(kHandshakeTimeout);
+  connection_.send(Message::make_empty(static_cast<uint32_t>(vhost_user::Request::kSetOwner)));
+  check(connection_.call(Message::make_empty(request(legacy::Request::kGetDeviceInfo))).payload_as<legacy::DeviceInfo>());
+
+  if (info_.state_size) {
+    if (!state_page_)
+      state_page_ = legacy::make_sealed_memfd("bulkhead-device-state", info_.state_size, "the state page of " + name_);
+    int fd = state_page_.get();
+    connection_.send_with_ack(Message::make_empty(request(legacy::Request::kSetStatePage)), {&fd, 1}, "its state page");
+  }
   if (info_.flags & legacy::kDeviceNeedsGuestMemory) {
     std::vector<vhost_user::Frontend::Region> regions;
-    for (const RamRegion& r : memory.regions())
-      regions.push_back({{r.guest_address, r.size, reinterpret_cast<uint64_t>(r.host), r.file_offset}, memory.fd()});
+    for (const RamRegion& r : memory_.regions())
+      regions.push_back({{r.guest_address, r.size, reinterpret_cast<uint64_t>(r.host), r.file_offset}, memory_.fd()});
     std::vector<int> fds;
     Message table = vhost_user::Frontend::memory_table(regions, fds);
     connection_.send_with_ack(std::move(table), fds, "guest memory");
   }
-
-  ring_ = std::make_shared<AccessRingProducer>();
-  ring_->set_peer_socket(connection_.fd());
-  legacy::AccessRingSetting setting{poll_us, 0};
+  legacy::AccessRingSetting setting{poll_us_, 0};
   int fds[] = {ring_->memfd(), ring_->kick_fd(), ring_->notify_fd()};
   connection_.send_with_ack(Message::make(request(legacy::Request::kSetAccessRing), setting), fds, "the access ring");
+}
+
+std::string LegacyDeviceProxy::disconnect() {
+  connection_ = vhost_user::Connection(UniqueFd());
+  return ring_->take_timed_out() ? "device did not answer within 10 s" : "";
+}
+
+void LegacyDeviceProxy::reconnect(UniqueFd socket) {
+  connection_ = vhost_user::Connection(std::move(socket));
+  handshake([&](const legacy::DeviceInfo& info) {
+    // Byte for byte: both come from the same executable's info(), padding included.
+    if (std::memcmp(&info, &info_, sizeof info) != 0)
+      throw InputError("device " + name_ + " describes itself differently after its restart");
+  });
+  for (uint32_t i = 0; i < irq_lines_.size(); ++i) send_irq(i);
+  // vCPUs waiting for the dead process go on with this one.
+  ring_->set_peer_socket(connection_.fd());
+}
+
+void LegacyDeviceProxy::send_irq(uint32_t index) {
+  const IrqLine& line = irq_lines_[index];
+  legacy::IrqSetting setting{index, line.resample ? legacy::kIrqLevel : 0};
+  std::vector<int> fds = {line.trigger.get()};
+  if (line.resample) fds.push_back(line.resample.get());
+  connection_.send_with_ack(Message::make(static_cast<uint32_t>(legacy::Request::kSetIrq), setting), fds,
+                            "its interrupt line");
 }
 
 std::shared_ptr<BusDevice> LegacyDeviceProxy::region(uint8_t index) {
@@ -261,13 +316,8 @@ void LegacyDeviceProxy::attach(Bus& pio, Bus& mmio, PciBus& pci, IrqRouter& rout
     UniqueFd resample = level ? make_eventfd(name_ + " interrupt resample") : UniqueFd();
     router.assign_irqfd(trigger.get(), gsi, resample.get());
     if (irq.pci_intx() && info_.pci.msi_offset) steer_by_msi(router, trigger.get(), gsi, resample.get());
-    legacy::IrqSetting setting{static_cast<uint32_t>(i), level ? legacy::kIrqLevel : 0};
-    std::vector<int> fds = {trigger.get()};
-    if (level) fds.push_back(resample.get());
-    connection_.send_with_ack(Message::make(static_cast<uint32_t>(legacy::Request::kSetIrq), setting), fds,
-                              "its interrupt line");
-    irqfds_.push_back(std::move(trigger));
-    if (resample) irqfds_.push_back(std::move(resample));
+    irq_lines_.push_back({std::move(trigger), std::move(resample)});
+    send_irq(static_cast<uint32_t>(i));
   }
 }
 

@@ -99,6 +99,7 @@ Vm::Vm(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds)
 Vm::~Vm() {
   // Without a stop (an exception left run()), kicked or paused vCPUs would only run again.
   control_.request_stop(ipc::VmStopped::VMM_ERROR, 1, "the core is ending");
+  for (auto& device : legacy_devices_) device.proxy->abandon("the core is ending");
   for (auto& vcpu : vcpus_) vcpu->kick();
   for (auto& vcpu : vcpus_) vcpu->join();
   monitor_.stop();  // no interrupt callback may run into a device being destroyed
@@ -125,7 +126,7 @@ void Vm::connect_device(const ipc::DeviceSlot& slot, UniqueFd socket, uint32_t p
     auto proxy = std::make_unique<LegacyDeviceProxy>(slot.name(), std::move(socket), slot.legacy(), memory_, poll_us,
                                                      control_);
     proxy->attach(pio_, mmio_, *pci_, router_);
-    legacy_devices_.push_back(std::move(proxy));
+    legacy_devices_.push_back({std::move(proxy)});
   } else {
     throw InputError("it has no attachment");
   }
@@ -154,15 +155,14 @@ std::vector<AcpiIsaDevice> Vm::connect_devices(const ipc::CoreConfig& config, st
   return isa;
 }
 
-void Vm::report_lost(ipc::ControlChannel& control, size_t index, const std::string& why) {
-  VirtioSlot& device = virtio_devices_[index];
-  spdlog::warn("device {} was lost: {}; waiting for its restart", device.backend->name(),
+void Vm::report_lost(ipc::ControlChannel& control, const std::string& name, uint32_t generation, const std::string& why) {
+  spdlog::warn("device {} was lost: {}; waiting for its restart", name,
                why.empty() ? "its process exited or closed the connection" : why);
   ipc::RoleEvent event;
   ipc::DeviceLost* lost = event.mutable_device_lost();
-  lost->set_device(device.backend->name());
+  lost->set_device(name);
   lost->set_why(why);
-  lost->set_generation(device.generation);
+  lost->set_generation(generation);
   control.send(event);
 }
 
@@ -213,25 +213,41 @@ void Vm::on_supervisor_request(ipc::ControlChannel& control) {
     control.send(event);
     return;
   }
+  on_reconnect_or_failure(control, request, fds);
+}
+
+void Vm::on_reconnect_or_failure(ipc::ControlChannel& control, const ipc::CoreRequest& request,
+                                 std::vector<UniqueFd>& fds) {
   const std::string& name = request.has_reconnect() ? request.reconnect().device() : request.device_failed();
-  auto it = std::find_if(virtio_devices_.begin(), virtio_devices_.end(),
-                         [&](const VirtioSlot& d) { return d.backend->name() == name; });
-  if (it == virtio_devices_.end()) {
+  auto virtio = std::find_if(virtio_devices_.begin(), virtio_devices_.end(),
+                             [&](const VirtioSlot& d) { return d.backend->name() == name; });
+  auto legacy = std::find_if(legacy_devices_.begin(), legacy_devices_.end(),
+                             [&](const LegacySlot& d) { return d.proxy->name() == name && d.proxy->restartable(); });
+  if (virtio == virtio_devices_.end() && legacy == legacy_devices_.end()) {
     spdlog::warn("the supervisor named an unknown device '{}'", name);
     return;
   }
   if (request.has_device_failed()) {
-    spdlog::error("device {} stays down; its driver is told to reset it", name);
-    it->pci->config_changed(true);
+    if (virtio != virtio_devices_.end()) {
+      spdlog::error("device {} stays down; its driver is told to reset it", name);
+      virtio->pci->config_changed(true);
+    } else {
+      spdlog::error("device {} stays down; its registers read as if it were absent", name);
+      legacy->proxy->abandon("the device failed");
+    }
     return;
   }
-  it->generation = request.reconnect().generation();
+  uint32_t& generation = virtio != virtio_devices_.end() ? virtio->generation : legacy->generation;
+  generation = request.reconnect().generation();
   try {
-    it->backend->reconnect(ipc::take_fd(fds, request.reconnect().socket_fd(), "a device socket"));
+    UniqueFd socket = ipc::take_fd(fds, request.reconnect().socket_fd(), "a device socket");
+    if (virtio != virtio_devices_.end()) virtio->backend->reconnect(std::move(socket));
+    else legacy->proxy->reconnect(std::move(socket));
     spdlog::info("device {} reconnected", name);
   } catch (const std::exception& e) {
-    it->backend->disconnect();
-    report_lost(control, static_cast<size_t>(it - virtio_devices_.begin()), std::string("its restart failed: ") + e.what());
+    if (virtio != virtio_devices_.end()) virtio->backend->disconnect();
+    else legacy->proxy->disconnect();
+    report_lost(control, name, generation, std::string("its restart failed: ") + e.what());
   }
 }
 
@@ -247,7 +263,7 @@ ipc::VmStopped Vm::run(ipc::ControlChannel& control) {
   while (!control_.stopping()) {
     // Rebuilt each time: a virtio device's socket changes when its process is restarted.
     std::vector<pollfd> fds = {{control_.stop_fd(), POLLIN, 0}, {control.fd(), POLLIN | POLLRDHUP, 0}};
-    for (auto& device : legacy_devices_) fds.push_back({device->socket_fd(), POLLRDHUP, 0});
+    for (auto& device : legacy_devices_) fds.push_back({device.proxy->socket_fd(), POLLRDHUP, 0});
     size_t first_virtio = fds.size();
     for (auto& device : virtio_devices_) fds.push_back({device.backend->socket_fd(), POLLRDHUP, 0});
     // poll() on descriptors this object owns, in a vector sized to match (-1 entries: down).
@@ -258,17 +274,27 @@ ipc::VmStopped Vm::run(ipc::ControlChannel& control) {
     try {
       if (fds[1].revents & POLLIN) on_supervisor_request(control);
       else if (fds[1].revents) control_.request_stop(ipc::VmStopped::VMM_ERROR, 1, "the launcher went away");
-      for (size_t i = 2; i < first_virtio; ++i)
-        if (fds[i].revents)
+      for (size_t i = 2; i < first_virtio; ++i) {
+        LegacySlot& device = legacy_devices_[i - 2];
+        if (!fds[i].revents || fds[i].fd != device.proxy->socket_fd()) continue;
+        if (!device.proxy->restartable()) {
           control_.request_stop(ipc::VmStopped::VMM_ERROR, 1,
-                                "device " + legacy_devices_[i - 2]->name() + " hung up (its process exited)");
-      for (size_t i = first_virtio; i < fds.size(); ++i)
-        if (fds[i].revents && fds[i].fd == virtio_devices_[i - first_virtio].backend->socket_fd())
-          report_lost(control, i - first_virtio, virtio_devices_[i - first_virtio].backend->disconnect());
+                                "device " + device.proxy->name() + " hung up (its process exited)");
+          continue;
+        }
+        report_lost(control, device.proxy->name(), device.generation, device.proxy->disconnect());
+      }
+      for (size_t i = first_virtio; i < fds.size(); ++i) {
+        VirtioSlot& device = virtio_devices_[i - first_virtio];
+        if (fds[i].revents && fds[i].fd == device.backend->socket_fd())
+          report_lost(control, device.backend->name(), device.generation, device.backend->disconnect());
+      }
     } catch (const std::exception& e) {
       control_.request_stop(ipc::VmStopped::VMM_ERROR, 1, std::string("talking to the supervisor: ") + e.what());
     }
   }
+  // A vCPU waiting for a restartable device that is down returns now.
+  for (auto& device : legacy_devices_) device.proxy->abandon("the VM is stopping");
   for (auto& vcpu : vcpus_) vcpu->join();
   return control_.result();
 }

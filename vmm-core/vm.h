@@ -31,8 +31,9 @@ class Vm {
   ~Vm();
 
   // Runs until the guest or the VMM ends the VM, or the supervisor's `control` hangs up.
-  // A virtio device whose process dies is reported to the supervisor, which restarts it
-  // and sends the new connection here (ipc CoreRequest); the guest waits meanwhile.
+  // A virtio device (or a restartable legacy device) whose process dies is reported to the
+  // supervisor, which restarts it and sends the new connection here (ipc CoreRequest); the
+  // guest waits meanwhile.
   ipc::VmStopped run(ipc::ControlChannel& control);
 
  private:
@@ -42,7 +43,10 @@ class Vm {
   std::vector<AcpiIsaDevice> connect_devices(const ipc::CoreConfig& config, std::vector<UniqueFd>& fds);
   void connect_device(const ipc::DeviceSlot& slot, UniqueFd socket, uint32_t poll_us);
   void on_supervisor_request(ipc::ControlChannel& control);
-  void report_lost(ipc::ControlChannel& control, size_t device, const std::string& why);
+  // Tells the supervisor that device `name` (of connection `generation`) is gone, so that it
+  // restarts it.
+  void report_lost(ipc::ControlChannel& control, const std::string& name, uint32_t generation, const std::string& why);
+  void on_reconnect_or_failure(ipc::ControlChannel& control, const ipc::CoreRequest& request, std::vector<UniqueFd>& fds);
   // `bulkhead ctl pause` and `resume`: the vCPUs and the guest's clock stop and go on.
   void pause();
   void resume();
@@ -50,6 +54,10 @@ class Vm {
   struct VirtioSlot {
     std::unique_ptr<VhostUserPciBackend> backend;
     std::shared_ptr<VirtioPciDevice> pci;
+    uint32_t generation = 0;  // reconnects so far
+  };
+  struct LegacySlot {
+    std::unique_ptr<LegacyDeviceProxy> proxy;
     uint32_t generation = 0;  // reconnects so far
   };
 
@@ -68,7 +76,7 @@ class Vm {
   Bus mmio_{"MMIO bus"};
   std::shared_ptr<PciBus> pci_;
   std::shared_ptr<AcpiPm> acpi_pm_;
-  std::vector<std::unique_ptr<LegacyDeviceProxy>> legacy_devices_;
+  std::vector<LegacySlot> legacy_devices_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
 };
 

@@ -39,6 +39,8 @@ void LegacyDeviceModel::write_string(uint8_t region, uint64_t offset, uint8_t si
 
 LegacyDeviceServer::LegacyDeviceServer(LegacyDeviceModel& model, EventLoop& loop, UniqueFd socket)
     : model_(model), info_(model.info()), loop_(loop), connection_(std::move(socket)) {
+  LegacyDeviceModel::StateLayout layout = model.state_layout();
+  info_.state_size = layout.snapshot ? static_cast<uint32_t>(StatePage::bytes(layout.snapshot, layout.bulk)) : 0;
   loop_.add(connection_.fd(), EPOLLIN | EPOLLRDHUP, [this](uint32_t) { on_socket_readable(); });
 }
 
@@ -87,15 +89,30 @@ void LegacyDeviceServer::handle(Message& m) {
       if (m.needs_reply()) connection_.reply_u64(m, ok ? 0 : 1);
       return;
     }
+    case static_cast<uint32_t>(legacy::Request::kSetStatePage): {
+      require_fds(m, 1, "SET_STATE_PAGE");
+      if (!info_.state_size || state_ || ring_) throw InputError("SET_STATE_PAGE for a device without state, twice or late");
+      LegacyDeviceModel::StateLayout layout = model_.state_layout();
+      state_ = std::make_unique<StatePage>(std::move(m.fds[0]), layout.snapshot, layout.bulk);
+      model_.attach_state(*state_);
+      if (m.needs_reply()) connection_.reply_u64(m, 0);
+      return;
+    }
     case static_cast<uint32_t>(legacy::Request::kSetAccessRing): {
       require_fds(m, 3, "SET_ACCESS_RING");
       auto setting = m.payload_as<legacy::AccessRingSetting>();
       poll_window_ = std::chrono::microseconds(std::min(setting.poll_us, kMaxPollUs));
       if (ring_) loop_.remove(ring_->kick_fd());
-      ring_ = std::make_unique<legacy::AccessRingConsumer>(std::move(m.fds[0]), std::move(m.fds[1]), std::move(m.fds[2]));
+      // A process resuming a committed state goes on from the accesses that state includes.
+      std::optional<uint32_t> resume_at;
+      if (state_ && !state_->committed().empty()) resume_at = state_->applied();
+      ring_ = std::make_unique<legacy::AccessRingConsumer>(std::move(m.fds[0]), std::move(m.fds[1]), std::move(m.fds[2]),
+                                                           resume_at);
       // The kick only wakes the loop; the serving loop drains the ring after every wake-up.
       loop_.add(ring_->kick_fd(), EPOLLIN, [](uint32_t) {});
       if (m.needs_reply()) connection_.reply_u64(m, 0);
+      if (!serving_) model_.begin_serving();
+      serving_ = true;
       return;
     }
     default:
@@ -106,7 +123,7 @@ void LegacyDeviceServer::handle(Message& m) {
 
 size_t LegacyDeviceServer::drain_ring() {
   using legacy::AccessKind;
-  size_t handled = ring_->drain([this](const legacy::AccessSlot& slot, std::span<uint8_t> items) -> uint64_t {
+  auto handle = [this](const legacy::AccessSlot& slot, std::span<uint8_t> items) -> uint64_t {
     switch (static_cast<AccessKind>(slot.kind)) {
       case AccessKind::kRead:
         return model_.read(slot.region, slot.offset, slot.size);
@@ -122,8 +139,19 @@ size_t LegacyDeviceServer::drain_ring() {
         return 0;
     }
     return ~0ull;  // an unknown kind from a confused core: ignored
-  });
-  if (handled) model_.after_accesses();
+  };
+  // What the accesses did is committed before the core learns they are done; what the
+  // model does after them (output written, timers) is committed in its turn.
+  auto commit = [this](uint32_t handled_through) {
+    if (!state_) return;
+    state_->set_applied(handled_through);
+    model_.save_state();
+  };
+  size_t handled = ring_->drain(handle, commit);
+  if (handled) {
+    model_.after_accesses();
+    model_.save_state();
+  }
   return handled;
 }
 

@@ -9,6 +9,7 @@
 
 #include "common/event_loop.h"
 #include "device-procs/common/adaptive_poll.h"
+#include "device-procs/common/state_page.h"
 #include "ipc/legacy_device/access_ring.h"
 #include "ipc/legacy_device/protocol.h"
 #include "vhost-user/connection.h"
@@ -31,8 +32,24 @@ class LegacyDeviceModel {
   // Guest memory for DMA (devices whose info has kDeviceNeedsGuestMemory). Every address
   // the guest gives must be translated and checked through it.
   virtual void attach_memory(const vhost_user::MemoryMap& /*memory*/) {}
+  // The core has set the device up (its access ring came last): serve the host side from now
+  // on. Not before: a restarted device reads host input only into its resumed state.
+  virtual void begin_serving() {}
   // After a batch of accesses: a chance to flush output or re-arm timers once per batch.
   virtual void after_accesses() {}
+  // Crash recovery: a model that keeps its state in a StatePage (a snapshot and bulk bytes,
+  // StatePage's layout) says how large they are; {0, 0}: its state dies with its process.
+  // The server reports the page's size to the core (DeviceInfo::state_size).
+  struct StateLayout {
+    size_t snapshot = 0, bulk = 0;
+  };
+  virtual StateLayout state_layout() const { return {}; }
+  // `page` is where the model keeps its state; it resumes from what the page holds (a
+  // committed snapshot). Called once, before any access.
+  virtual void attach_state(StatePage& /*page*/) {}
+  // Commits the model's state to its page: the server calls it before it tells the core that
+  // the accesses handled so far are done, the model itself after every host-side event.
+  virtual void save_state() {}
   // The core hung up and every access it posted has been handled: finish pending work.
   virtual void finish() {}
 };
@@ -59,7 +76,9 @@ class LegacyDeviceServer : private PolledWork {
   EventLoop& loop_;
   vhost_user::Connection connection_;
   bool connected_ = true;
+  bool serving_ = false;  // begin_serving() was called
   vhost_user::MemoryMap memory_;
+  std::unique_ptr<StatePage> state_;
   std::unique_ptr<legacy::AccessRingConsumer> ring_;
   std::chrono::microseconds poll_window_{0};
 };

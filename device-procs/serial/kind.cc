@@ -58,6 +58,7 @@ class SerialInstance : public DeviceInstance {
     s->set_output_fd(fds.add(output_.get()));
     s->set_listen_fd(fds.add(listener_.fd.get()));
     s->set_pty(spec_.kind == SerialSpec::Kind::kPty);
+    s->set_output_positional(spec_.kind == SerialSpec::Kind::kFile);
     return config;
   }
 
@@ -73,6 +74,7 @@ class SerialInstance : public DeviceInstance {
     w->set_base(kCom1Port);
     w->set_size(8);
     legacy->add_irqs()->set_gsi(kCom1Irq);  // ISA: edge-triggered
+    legacy->set_restartable(true);          // its state lives in the core's state page
     slot.mutable_acpi()->set_name("COM1");
     slot.mutable_acpi()->set_hid("PNP0501");
     slot.mutable_acpi()->set_uid(1);

@@ -16,7 +16,7 @@ int main() {
         device::SerialDevice model(loop, {ipc::take_fd(fds, serial.input_fd(), "serial input"),
                                           ipc::take_fd(fds, serial.output_fd(), "serial output"),
                                           ipc::take_fd(fds, serial.listen_fd(), "serial listening socket"),
-                                          serial.pty()});
+                                          serial.pty(), serial.output_positional()});
         device::LegacyDeviceServer server(model, loop, device::take_core_socket(config, fds));
         server.run();
         if (model.uart().dropped_output())

@@ -41,18 +41,26 @@ SerialDevice::SerialDevice(EventLoop& loop, SerialStreams streams)
       output_(std::move(streams.output)),
       listener_(std::move(streams.listener)),
       pty_(streams.pty),
+      output_positional_(streams.output_positional),
       char_timer_(make_timer()),
       pty_probe_timer_(make_timer()) {
   loop_.add(char_timer_.get(), EPOLLIN, [this](uint32_t) {
     consume_timer(char_timer_.get());
     uart_.fire_timeout();
+    save_state();
   });
   loop_.add(pty_probe_timer_.get(), EPOLLIN, [this](uint32_t) {
     consume_timer(pty_probe_timer_.get());
     probe_pty();
   });
+}
+
+void SerialDevice::begin_serving() {
   if (listener_) loop_.add(listener_.get(), EPOLLIN, [this](uint32_t) { accept_client(); });
   watch_streams();
+  // A resumed state may hold output the dead process had not written, and a FIFO to time out.
+  after_accesses();
+  save_state();
 }
 
 legacy::DeviceInfo SerialDevice::info() const {
@@ -84,6 +92,30 @@ void SerialDevice::after_accesses() {
   update_timer();
 }
 
+LegacyDeviceModel::StateLayout SerialDevice::state_layout() const {
+  return {sizeof(Snapshot), Uart16550::kDefaultOutputCapacity};
+}
+
+void SerialDevice::attach_state(StatePage& page) {
+  state_ = &page;
+  uart_.use_output_buffer(page.bulk());
+  std::span<const uint8_t> committed = page.committed();
+  if (committed.empty()) return;
+  Snapshot snapshot;
+  // committed is sizeof(Snapshot) bytes (state_layout()); restore() checks what they say.
+  std::memcpy(&snapshot, committed.data(), sizeof snapshot);
+  uart_.restore(snapshot.uart);
+  output_offset_ = snapshot.output_offset;
+  spdlog::info("resuming the serial state of a previous process: {} bytes of output pending", uart_.output_pending());
+}
+
+void SerialDevice::save_state() {
+  if (!state_) return;
+  Snapshot snapshot{uart_.registers(), output_offset_};
+  // A trivially copyable struct, committed as its bytes.
+  state_->commit({reinterpret_cast<const uint8_t*>(&snapshot), sizeof snapshot});
+}
+
 void SerialDevice::finish() {
   if (!output_ || peer_ != Peer::kPresent) return;
   while (uart_.output_pending()) {
@@ -99,10 +131,14 @@ void SerialDevice::finish() {
 void SerialDevice::watch_streams() {
   input_paused_ = false;
   output_waiting_ = false;
-  input_watched_ = input_ && loop_.add(input_.get(), EPOLLIN, [this](uint32_t ev) { on_input(ev); });
+  input_watched_ = input_ && loop_.add(input_.get(), EPOLLIN, [this](uint32_t ev) {
+    on_input(ev);
+    save_state();
+  });
   output_watched_ = output_ && loop_.add(output_.get(), 0, [this](uint32_t events) {
     if (events & (EPOLLHUP | EPOLLERR) && pty_) return peer_left();
     flush_output(true);
+    save_state();
   });
 }
 
@@ -197,8 +233,10 @@ void SerialDevice::flush_output(bool writable) {
   while (uart_.output_pending()) {
     uint8_t chunk[kWriteChunk];
     size_t n = uart_.peek_output(chunk, sizeof chunk);
-    // write() of bytes from a local buffer to the backend stream.
-    ssize_t written = ::write(output_.get(), chunk, n);
+    // write() (or, to a log file of our own, pwrite() at the committed position) of bytes
+    // from a local buffer to the backend.
+    ssize_t written = output_positional_ ? ::pwrite(output_.get(), chunk, n, static_cast<off_t>(output_offset_))
+                                         : ::write(output_.get(), chunk, n);
     if (written < 0 && (errno == EAGAIN || errno == EINTR)) break;
     if (written < 0) {
       if (!client_ && !pty_) spdlog::warn("serial output failed ({}); discarding further output", std::strerror(errno));
@@ -207,6 +245,7 @@ void SerialDevice::flush_output(bool writable) {
       return;
     }
     uart_.consume_output(static_cast<size_t>(written));
+    output_offset_ += static_cast<uint64_t>(written);
     if (output_watched_) break;
   }
   if (output_watched_) set_output_waiting(uart_.output_pending() > 0);

@@ -1,6 +1,9 @@
 #include "device-procs/serial/uart16550.h"
 
 #include <algorithm>
+#include <iterator>
+
+#include "common/error.h"
 
 namespace bulkhead::device {
 
@@ -16,29 +19,47 @@ constexpr uint8_t kLsrDataReady = 0x01, kLsrOverrun = 0x02, kLsrThrEmpty = 0x20,
 constexpr uint8_t kMcrDtr = 0x01, kMcrRts = 0x02, kMcrOut1 = 0x04, kMcrOut2 = 0x08, kMcrLoop = 0x10, kMcrMask = 0x1f;
 constexpr uint8_t kMsrCts = 0x10, kMsrDsr = 0x20, kMsrRi = 0x40, kMsrDcd = 0x80;
 constexpr uint8_t kMsrDcts = 0x01, kMsrDdsr = 0x02, kMsrTeri = 0x04, kMsrDdcd = 0x08;
-constexpr size_t kTriggerLevels[] = {1, 4, 8, 14};
+constexpr uint8_t kTriggerLevels[] = {1, 4, 8, 14};
 }  // namespace
 
-Uart16550::Uart16550(IrqSink& irq, size_t output_capacity) : irq_(irq), output_capacity_(output_capacity) {}
+Uart16550::Uart16550(IrqSink& irq, size_t output_capacity) : irq_(irq), own_output_(output_capacity), output_(own_output_) {}
+
+void Uart16550::use_output_buffer(std::span<uint8_t> storage) {
+  if (r_.output_head) throw std::logic_error("the UART's output buffer moves only while it was never used");
+  output_ = storage;
+  own_output_ = {};
+}
+
+void Uart16550::restore(const Registers& r) {
+  bool valid = r.rx_count <= kFifoSize && r.rx_first < kFifoSize &&
+               std::find(std::begin(kTriggerLevels), std::end(kTriggerLevels), r.rx_trigger) != std::end(kTriggerLevels) &&
+               r.output_head >= r.output_tail && r.output_head - r.output_tail <= output_.size() && !(r.mcr & ~kMcrMask) &&
+               !(r.ier & 0xf0) && r.fifo_enabled <= 1 && r.thr_interrupt <= 1 && r.timeout_pending <= 1 && r.irq_level <= 1;
+  if (!valid) throw InputError("the saved UART state is not one a 16550A can be in");
+  r_ = r;
+  // The line as the state says; a process that died just before it signalled signals now
+  // (a spurious interrupt at worst, which drivers expect of a 16550).
+  irq_.set_level(r_.irq_level);
+}
 
 // THR (and in FIFO mode the whole 16-byte transmit FIFO) counts as empty while the output
 // buffer can take that much: a driver may write a full FIFO's worth after seeing THRE.
-bool Uart16550::thr_empty() const { return output_.size() + (fifo_enabled_ ? kFifoSize : 1) <= output_capacity_; }
+bool Uart16550::thr_empty() const { return output_pending() + (r_.fifo_enabled ? kFifoSize : 1) <= output_.size(); }
 
 uint8_t Uart16550::line_status() const {
-  uint8_t lsr = lsr_errors_;
-  if (!rx_.empty()) lsr |= kLsrDataReady;
+  uint8_t lsr = r_.lsr_errors;
+  if (r_.rx_count) lsr |= kLsrDataReady;
   if (thr_empty()) lsr |= kLsrThrEmpty | kLsrTxEmpty;
   return lsr;
 }
 
 uint8_t Uart16550::modem_status_lines() const {
-  if (mcr_ & kMcrLoop) {
+  if (r_.mcr & kMcrLoop) {
     uint8_t lines = 0;
-    if (mcr_ & kMcrRts) lines |= kMsrCts;
-    if (mcr_ & kMcrDtr) lines |= kMsrDsr;
-    if (mcr_ & kMcrOut1) lines |= kMsrRi;
-    if (mcr_ & kMcrOut2) lines |= kMsrDcd;
+    if (r_.mcr & kMcrRts) lines |= kMsrCts;
+    if (r_.mcr & kMcrDtr) lines |= kMsrDsr;
+    if (r_.mcr & kMcrOut1) lines |= kMsrRi;
+    if (r_.mcr & kMcrOut2) lines |= kMsrDcd;
     return lines;
   }
   return kMsrCts | kMsrDsr | kMsrDcd;  // a connected peer
@@ -47,49 +68,58 @@ uint8_t Uart16550::modem_status_lines() const {
 void Uart16550::update_modem_deltas(uint8_t old_lines) {
   uint8_t now = modem_status_lines();
   uint8_t changed = old_lines ^ now;
-  if (changed & kMsrCts) msr_deltas_ |= kMsrDcts;
-  if (changed & kMsrDsr) msr_deltas_ |= kMsrDdsr;
-  if ((old_lines & kMsrRi) && !(now & kMsrRi)) msr_deltas_ |= kMsrTeri;
-  if (changed & kMsrDcd) msr_deltas_ |= kMsrDdcd;
+  if (changed & kMsrCts) r_.msr_deltas |= kMsrDcts;
+  if (changed & kMsrDsr) r_.msr_deltas |= kMsrDdsr;
+  if ((old_lines & kMsrRi) && !(now & kMsrRi)) r_.msr_deltas |= kMsrTeri;
+  if (changed & kMsrDcd) r_.msr_deltas |= kMsrDdcd;
 }
 
 uint8_t Uart16550::interrupt_id() const {
-  if ((ier_ & kIerLineStatus) && lsr_errors_) return kIirLineStatus;
-  if (ier_ & kIerRx) {
-    if (fifo_enabled_ ? rx_.size() >= rx_trigger_ : !rx_.empty()) return kIirRx;
-    if (timeout_pending_) return kIirTimeout;
+  if ((r_.ier & kIerLineStatus) && r_.lsr_errors) return kIirLineStatus;
+  if (r_.ier & kIerRx) {
+    if (r_.fifo_enabled ? r_.rx_count >= r_.rx_trigger : r_.rx_count != 0) return kIirRx;
+    if (r_.timeout_pending) return kIirTimeout;
   }
-  if ((ier_ & kIerThr) && thr_interrupt_) return kIirThr;
-  if ((ier_ & kIerModemStatus) && msr_deltas_) return kIirModemStatus;
+  if ((r_.ier & kIerThr) && r_.thr_interrupt) return kIirThr;
+  if ((r_.ier & kIerModemStatus) && r_.msr_deltas) return kIirModemStatus;
   return kIirNone;
 }
 
 void Uart16550::update_irq() {
   // On a PC the INTR pin reaches the PIC only through the OUT2-gated buffer, and loopback
   // disconnects the modem-control outputs from their pins.
-  bool level = interrupt_id() != kIirNone && (mcr_ & kMcrOut2) && !(mcr_ & kMcrLoop);
-  irq_level_ = level;
+  bool level = interrupt_id() != kIirNone && (r_.mcr & kMcrOut2) && !(r_.mcr & kMcrLoop);
+  r_.irq_level = level;
   irq_.set_level(level);
 }
 
 void Uart16550::push_rx(uint8_t byte) {
-  size_t capacity = fifo_enabled_ ? kFifoSize : 1;
-  if (rx_.size() >= capacity) {
-    lsr_errors_ |= kLsrOverrun;
+  size_t capacity = r_.fifo_enabled ? kFifoSize : 1;
+  if (r_.rx_count >= capacity) {
+    r_.lsr_errors |= kLsrOverrun;
     return;
   }
-  rx_.push_back(byte);
-  ++rx_activity_;
-  timeout_pending_ = false;
+  r_.rx[(r_.rx_first + r_.rx_count++) % kFifoSize] = byte;
+  ++r_.rx_activity;
+  r_.timeout_pending = false;
 }
 
+uint8_t Uart16550::pop_rx() {
+  uint8_t byte = r_.rx[r_.rx_first];
+  r_.rx_first = static_cast<uint8_t>((r_.rx_first + 1) % kFifoSize);
+  --r_.rx_count;
+  return byte;
+}
+
+void Uart16550::clear_rx() { r_.rx_count = r_.rx_first = 0; }
+
 void Uart16550::transmit(uint8_t byte) {
-  if (mcr_ & kMcrLoop) {
+  if (r_.mcr & kMcrLoop) {
     push_rx(byte);
-  } else if (output_.size() < output_capacity_) {
-    output_.push_back(byte);
+  } else if (output_pending() < output_.size()) {
+    output_[r_.output_head++ % output_.size()] = byte;
   } else {
-    ++dropped_output_;
+    ++r_.dropped_output;
   }
 }
 
@@ -97,40 +127,39 @@ uint8_t Uart16550::read(uint8_t offset) {
   uint8_t value = 0;
   switch (offset & 7) {
     case kRbrThr:
-      if (lcr_ & kLcrDlab) {
-        value = static_cast<uint8_t>(divisor_);
-      } else if (!rx_.empty()) {
-        value = rx_.front();
-        rx_.pop_front();
-        ++rx_activity_;
-        timeout_pending_ = false;
+      if (r_.lcr & kLcrDlab) {
+        value = static_cast<uint8_t>(r_.divisor);
+      } else if (r_.rx_count) {
+        value = pop_rx();
+        ++r_.rx_activity;
+        r_.timeout_pending = false;
       }
       break;
     case kIer:
-      value = (lcr_ & kLcrDlab) ? static_cast<uint8_t>(divisor_ >> 8) : ier_;
+      value = (r_.lcr & kLcrDlab) ? static_cast<uint8_t>(r_.divisor >> 8) : r_.ier;
       break;
     case kIirFcr: {
       uint8_t id = interrupt_id();
-      value = id | (fifo_enabled_ ? kIirFifoEnabled : 0);
-      if (id == kIirThr) thr_interrupt_ = false;  // reading IIR acknowledges THRE
+      value = id | (r_.fifo_enabled ? kIirFifoEnabled : 0);
+      if (id == kIirThr) r_.thr_interrupt = false;  // reading IIR acknowledges THRE
       break;
     }
     case kLcr:
-      value = lcr_;
+      value = r_.lcr;
       break;
     case kMcr:
-      value = mcr_;
+      value = r_.mcr;
       break;
     case kLsr:
       value = line_status();
-      lsr_errors_ = 0;
+      r_.lsr_errors = 0;
       break;
     case kMsr:
-      value = modem_status_lines() | msr_deltas_;
-      msr_deltas_ = 0;
+      value = modem_status_lines() | r_.msr_deltas;
+      r_.msr_deltas = 0;
       break;
     case kScr:
-      value = scr_;
+      value = r_.scr;
       break;
   }
   update_irq();
@@ -140,42 +169,42 @@ uint8_t Uart16550::read(uint8_t offset) {
 void Uart16550::write(uint8_t offset, uint8_t value) {
   switch (offset & 7) {
     case kRbrThr:
-      if (lcr_ & kLcrDlab) {
-        divisor_ = static_cast<uint16_t>((divisor_ & 0xff00) | value);
+      if (r_.lcr & kLcrDlab) {
+        r_.divisor = static_cast<uint16_t>((r_.divisor & 0xff00) | value);
         break;
       }
       // Writing THR clears the THRE interrupt; the instant transmission then empties THR
       // again. The IRQ line is updated in between so an edge-triggered PIC sees a new edge.
-      thr_interrupt_ = false;
+      r_.thr_interrupt = false;
       update_irq();
       transmit(value);
-      if (thr_empty()) thr_interrupt_ = true;
+      if (thr_empty()) r_.thr_interrupt = true;
       break;
     case kIer:
-      if (lcr_ & kLcrDlab) {
-        divisor_ = static_cast<uint16_t>((divisor_ & 0x00ff) | value << 8);
+      if (r_.lcr & kLcrDlab) {
+        r_.divisor = static_cast<uint16_t>((r_.divisor & 0x00ff) | value << 8);
         break;
       }
       // Enabling the THRE interrupt while THR is empty raises it at once.
-      if ((value & kIerThr) && !(ier_ & kIerThr) && thr_empty()) thr_interrupt_ = true;
-      ier_ = value & 0x0f;
+      if ((value & kIerThr) && !(r_.ier & kIerThr) && thr_empty()) r_.thr_interrupt = true;
+      r_.ier = value & 0x0f;
       break;
     case kIirFcr: {
       bool enable = value & kFcrEnable;
-      if (enable != fifo_enabled_ || (value & kFcrClearRx)) {
-        rx_.clear();
-        timeout_pending_ = false;
+      if (enable != r_.fifo_enabled || (value & kFcrClearRx)) {
+        clear_rx();
+        r_.timeout_pending = false;
       }
-      fifo_enabled_ = enable;
-      rx_trigger_ = kTriggerLevels[value >> 6];
+      r_.fifo_enabled = enable;
+      r_.rx_trigger = kTriggerLevels[value >> 6];
       break;
     }
     case kLcr:
-      lcr_ = value;
+      r_.lcr = value;
       break;
     case kMcr: {
       uint8_t old_lines = modem_status_lines();
-      mcr_ = value & kMcrMask;
+      r_.mcr = value & kMcrMask;
       update_modem_deltas(old_lines);
       break;
     }
@@ -183,16 +212,16 @@ void Uart16550::write(uint8_t offset, uint8_t value) {
     case kMsr:
       break;  // read-only (factory test registers on some parts)
     case kScr:
-      scr_ = value;
+      r_.scr = value;
       break;
   }
   update_irq();
 }
 
 size_t Uart16550::rx_space() const {
-  if (mcr_ & kMcrLoop) return 0;
-  size_t capacity = fifo_enabled_ ? kFifoSize : 1;
-  return rx_.size() >= capacity ? 0 : capacity - rx_.size();
+  if (r_.mcr & kMcrLoop) return 0;
+  size_t capacity = r_.fifo_enabled ? kFifoSize : 1;
+  return r_.rx_count >= capacity ? 0 : capacity - r_.rx_count;
 }
 
 void Uart16550::receive(std::span<const uint8_t> bytes) {
@@ -201,32 +230,32 @@ void Uart16550::receive(std::span<const uint8_t> bytes) {
 }
 
 size_t Uart16550::peek_output(uint8_t* out, size_t max) const {
-  size_t n = std::min(max, output_.size());
-  std::copy_n(output_.begin(), n, out);
+  size_t n = std::min(max, output_pending());
+  for (size_t i = 0; i < n; ++i) out[i] = output_[(r_.output_tail + i) % output_.size()];
   return n;
 }
 
 void Uart16550::consume_output(size_t n) {
   bool was_full = !thr_empty();
-  output_.erase(output_.begin(), output_.begin() + static_cast<std::ptrdiff_t>(std::min(n, output_.size())));
+  r_.output_tail += std::min(n, output_pending());
   if (was_full && thr_empty()) {
-    thr_interrupt_ = true;
+    r_.thr_interrupt = true;
     update_irq();
   }
 }
 
-bool Uart16550::wants_timeout() const { return fifo_enabled_ && !rx_.empty() && !timeout_pending_; }
+bool Uart16550::wants_timeout() const { return r_.fifo_enabled && r_.rx_count && !r_.timeout_pending; }
 
 uint64_t Uart16550::char_timeout_ns() const {
   // Four character times of 10 bits at the programmed rate. Divisor 0 behaves as 65536 on
   // real parts; it must never be a division by zero here.
-  uint64_t divisor = divisor_ ? divisor_ : 65536;
+  uint64_t divisor = r_.divisor ? r_.divisor : 65536;
   // One bit lasts 16 * divisor input-clock cycles.
   return 4 * 10 * 16 * divisor * 1'000'000'000ull / kInputClockHz;
 }
 
 void Uart16550::fire_timeout() {
-  if (fifo_enabled_ && !rx_.empty()) timeout_pending_ = true;
+  if (r_.fifo_enabled && r_.rx_count) r_.timeout_pending = true;
   update_irq();
 }
 

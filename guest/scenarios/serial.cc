@@ -104,6 +104,26 @@ bool scenario_flood(const char* arg, Context&) {
   return true;
 }
 
+// For `arg` seconds (default 10), reads the scratch register, an access the device must answer,
+// and reports every wait of 2 ms or more ("BH-STALL serial us=N", through the same port once it
+// answers again): bench/restart_latency.py kills bh-serial meanwhile. One read takes ~0.1 ms.
+bool scenario_serial_probe(const char* arg, Context& context) {
+  uint64_t end = rdtsc() + parse_number(arg, 10) * 1'000'000 * context.tsc_per_us;
+  const uint64_t stall = 2000 * context.tsc_per_us;
+  print("BH-READY serial-probe\n");
+  uint64_t reads = 0, stalls = 0;
+  for (uint64_t before = rdtsc(); before < end; before = rdtsc()) {
+    com1.read(Uart16550::kScr);
+    ++reads;
+    uint64_t waited = rdtsc() - before;
+    if (waited < stall) continue;
+    ++stalls;
+    print("BH-STALL serial us=%lu\n", waited / context.tsc_per_us);
+  }
+  print("BH-RESULT serial-probe ok reads=%lu stalls=%lu\n", reads, stalls);
+  return true;
+}
+
 // Reports nanoseconds per access for `n` reads and `n` writes done by the two functions.
 template <typename Read, typename Write>
 void time_accesses(uint64_t n, uint64_t tsc_per_us, uint64_t* read_ns, uint64_t* write_ns, Read read, Write write) {

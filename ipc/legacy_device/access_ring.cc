@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <new>
 
 #include "common/error.h"
+#include "ipc/legacy_device/sealed_memfd.h"
 
 namespace bulkhead::legacy {
 
@@ -50,19 +52,48 @@ size_t ring_bytes() {
 }
 
 AccessRingProducer::AccessRingProducer() {
-  // memfd_create names an anonymous file; nothing on disk is touched.
-  memfd_.reset(::memfd_create("bulkhead-access-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!memfd_) throw_errno("memfd_create for the access ring");
-  if (::ftruncate(memfd_.get(), static_cast<off_t>(ring_bytes())) != 0) throw_errno("sizing the access ring");
-  // Sealed so the device can neither shrink it under us (SIGBUS) nor grow it.
-  if (::fcntl(memfd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
-    throw_errno("sealing the access ring");
+  memfd_ = make_sealed_memfd("bulkhead-access-ring", ring_bytes(), "the access ring");
   mapping_ = Mapping::map(memfd_.get(), ring_bytes(), PROT_READ | PROT_WRITE);
   // Placement-new on a fresh zeroed shared page: RingLayout is standard-layout with
   // lock-free atomics, so this only starts the objects' lifetime.
   ring_ = new (mapping_.data()) RingLayout{};
   kick_ = make_eventfd();
   notify_ = make_eventfd();
+  peer_changed_ = make_eventfd();
+}
+
+void AccessRingProducer::set_peer_socket(int fd) {
+  // A duplicate of the caller's socket, ours to poll and to shut down.
+  UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!copy) throw_errno("duplicating a device socket");
+  {
+    std::lock_guard lock(peer_mutex_);
+    next_peer_ = std::move(copy);
+    abandoned_.store(false, std::memory_order_release);
+    peer_news_.store(true, std::memory_order_release);
+  }
+  signal_eventfd(peer_changed_.get());
+}
+
+void AccessRingProducer::abandon(const std::string& why) {
+  {
+    std::lock_guard lock(peer_mutex_);
+    abandon_why_ = why;
+    abandoned_.store(true, std::memory_order_release);
+    peer_news_.store(true, std::memory_order_release);
+  }
+  signal_eventfd(peer_changed_.get());
+}
+
+void AccessRingProducer::check_peer() {
+  if (!peer_news_.load(std::memory_order_acquire)) return;
+  std::lock_guard lock(peer_mutex_);
+  if (abandoned_.load(std::memory_order_acquire)) throw DeviceLost(abandon_why_);
+  peer_news_.store(false, std::memory_order_relaxed);
+  if (!next_peer_) return;
+  peer_ = std::move(*next_peer_);
+  next_peer_.reset();
+  peer_hung_up_ = false;
 }
 
 template <typename Done>
@@ -72,23 +103,36 @@ void AccessRingProducer::wait_for_device(Done done) {
     if (done()) return;
     __builtin_ia32_pause();
   }
+  struct NotWaiting {
+    RingLayout* ring;
+    ~NotWaiting() { ring->producer_waiting.store(0, std::memory_order_relaxed); }
+  } not_waiting{ring_};
   for (;;) {
     ring_->producer_waiting.store(1, std::memory_order_seq_cst);
     if (done()) break;
-    pollfd fds[2] = {{notify_.get(), POLLIN, 0}, {peer_socket_, POLLRDHUP, 0}};
-    // poll() on descriptors we hold; the socket entry is ignored when peer_socket_ is -1.
-    int n = ::poll(fds, 2, kDeviceTimeoutMs);
+    check_peer();
+    // A restartable device that hung up is waited for without a time limit: its next process
+    // (set_peer_socket) or the supervisor giving up (abandon) ends the wait.
+    bool down = peer_hung_up_;
+    pollfd fds[3] = {{notify_.get(), POLLIN, 0}, {peer_changed_.get(), POLLIN, 0}, {down ? -1 : peer_.get(), POLLRDHUP, 0}};
+    // poll() on descriptors we hold; the socket entry is ignored while it is -1.
+    int n = ::poll(fds, 3, down ? -1 : kDeviceTimeoutMs);
     if (n == 0) {
-      ring_->producer_waiting.store(0, std::memory_order_relaxed);
-      throw DeviceLost("device did not answer within " + std::to_string(kDeviceTimeoutMs / 1000) + " s");
+      std::string why = "device did not answer within " + std::to_string(kDeviceTimeoutMs / 1000) + " s";
+      if (!restartable_ || !peer_) throw DeviceLost(why);
+      // Treated like a crash: the core sees the hang-up, and the supervisor kills the process
+      // and starts another.
+      timed_out_ = true;
+      ::shutdown(peer_.get(), SHUT_RDWR);  // our own duplicate of the device's socket
+      peer_hung_up_ = true;
     }
-    if (n > 0 && (fds[1].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-      ring_->producer_waiting.store(0, std::memory_order_relaxed);
-      throw DeviceLost("device hung up");
+    if (n > 0 && (fds[2].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+      if (!restartable_) throw DeviceLost("device hung up");
+      peer_hung_up_ = true;
     }
     drain_eventfd(notify_.get());
+    drain_eventfd(peer_changed_.get());
   }
-  ring_->producer_waiting.store(0, std::memory_order_relaxed);
 }
 
 uint32_t AccessRingProducer::in_flight() const {
@@ -99,6 +143,7 @@ uint32_t AccessRingProducer::in_flight() const {
 
 uint32_t AccessRingProducer::enqueue(AccessKind kind, uint8_t region, uint64_t offset, uint8_t size, uint64_t value,
                                      uint32_t count) {
+  check_peer();
   auto has_room = [&] { return in_flight() < kRingSlots; };
   if (!has_room()) wait_for_device(has_room);
   AccessSlot& slot = ring_->slots[head_ % kRingSlots];
@@ -154,7 +199,7 @@ void AccessRingProducer::read_string(uint8_t region, uint64_t offset, uint8_t si
   std::memcpy(items, ring_->bulk, static_cast<size_t>(count) * size);
 }
 
-AccessRingConsumer::AccessRingConsumer(UniqueFd memfd, UniqueFd kick, UniqueFd notify)
+AccessRingConsumer::AccessRingConsumer(UniqueFd memfd, UniqueFd kick, UniqueFd notify, std::optional<uint32_t> resume_at)
     : memfd_(std::move(memfd)), kick_(std::move(kick)), notify_(std::move(notify)) {
   struct stat st;
   // fstat on a descriptor we were handed, to check it really is as large as the ring.
@@ -167,6 +212,18 @@ AccessRingConsumer::AccessRingConsumer(UniqueFd memfd, UniqueFd kick, UniqueFd n
   // lock-free atomics and plain slots.
   ring_ = reinterpret_cast<RingLayout*>(mapping_.data());
   tail_ = ring_->tail.load(std::memory_order_acquire);
+  if (resume_at) {
+    // The dead process handled up to *resume_at and committed that, but may have died before
+    // it moved the shared tail; it never handled an access the core had not queued.
+    uint32_t head = ring_->head.load(std::memory_order_acquire);
+    if (*resume_at - tail_ > kRingSlots || head - *resume_at > kRingSlots)
+      throw InputError("the saved state and the access ring disagree about the accesses handled");
+    tail_ = *resume_at;
+    ring_->tail.store(tail_, std::memory_order_release);
+    wake_producer();
+  }
+  // A process that died asleep left its flag up; the kicks it asks for would only be spurious.
+  ring_->consumer_sleeping.store(0, std::memory_order_relaxed);
 }
 
 bool AccessRingConsumer::prepare_to_sleep() {

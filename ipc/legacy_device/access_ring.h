@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <stdexcept>
+#include <string>
 
 #include "common/mapping.h"
 #include "common/unique_fd.h"
@@ -60,8 +61,21 @@ class AccessRingProducer {
   int memfd() const { return memfd_.get(); }
   int kick_fd() const { return kick_.get(); }
   int notify_fd() const { return notify_.get(); }
-  // The device's socket: its hang-up ends any wait for the device.
-  void set_peer_socket(int fd) { peer_socket_ = fd; }
+  // The device's socket (the ring keeps a duplicate): its hang-up ends any wait for the
+  // device, unless the device is restartable.
+  void set_peer_socket(int fd);
+  // Crash recovery: when a restartable device's socket hangs up (its process died), waits
+  // for it last until set_peer_socket() names the socket of the process that replaces it
+  // (which resumes the ring where the dead one committed), or abandon() ends them.
+  void set_restartable(bool restartable) { restartable_ = restartable; }
+  bool restartable() const { return restartable_; }
+  // Every wait ends, and every access from now on fails, with DeviceLost(why) until the next
+  // set_peer_socket(): the device failed for good, or the VM is stopping.
+  void abandon(const std::string& why);
+  bool abandoned() const { return abandoned_.load(std::memory_order_acquire); }
+  // Whether the socket hung up because a wait for the device timed out (it was shut down here),
+  // once.
+  bool take_timed_out() { return timed_out_.exchange(false); }
 
   void write(uint8_t region, uint64_t offset, uint8_t size, uint64_t value);
   uint64_t read(uint8_t region, uint64_t offset, uint8_t size);
@@ -80,10 +94,23 @@ class AccessRingProducer {
   UniqueFd memfd_;
   Mapping mapping_;
   RingLayout* ring_;
+  // Called with mutex_ held: installs the socket set_peer_socket() left, throws if abandoned.
+  void check_peer();
+
   UniqueFd kick_;
   UniqueFd notify_;
-  int peer_socket_ = -1;
+  UniqueFd peer_changed_;  // eventfd: set_peer_socket() or abandon() happened
+  bool restartable_ = false;
+  std::atomic<bool> abandoned_{false};
+  std::atomic<bool> peer_news_{false};  // check_peer() has something to do
+  std::atomic<bool> timed_out_{false};
+  std::mutex peer_mutex_;  // guards the two below, which other threads set
+  std::optional<UniqueFd> next_peer_;
+  std::string abandon_why_;
   std::mutex mutex_;
+  // Only with mutex_ held, so that no thread polls a socket another one closes.
+  UniqueFd peer_;
+  bool peer_hung_up_ = false;
   uint32_t head_ = 0;  // our own copy; the shared one is never read back
   std::optional<uint32_t> bulk_user_;  // ring index of the last string access
 };
@@ -91,31 +118,43 @@ class AccessRingProducer {
 // The device's side. Single-threaded.
 class AccessRingConsumer {
  public:
-  AccessRingConsumer(UniqueFd memfd, UniqueFd kick, UniqueFd notify);
+  // A device process that resumes a dead one's state (crash recovery) starts at `resume_at`,
+  // the accesses that state includes, instead of where the ring's tail says; throws
+  // InputError if that is not between the tail and the head.
+  AccessRingConsumer(UniqueFd memfd, UniqueFd kick, UniqueFd notify, std::optional<uint32_t> resume_at = std::nullopt);
 
   int kick_fd() const { return kick_.get(); }
 
   // Handles every queued access; `handle(slot, items)` returns the value for reads, and for
   // string accesses reads or fills `items` (the bulk buffer, already bounds-checked; empty
-  // if the core asked for more than it holds). Returns how many were handled. Throws
-  // std::runtime_error if the core corrupted the ring.
-  template <typename Handler>
-  size_t drain(Handler&& handle) {
+  // if the core asked for more than it holds). Accesses are handled in batches of at most a
+  // ring's worth; before the core sees a batch done, `before_done(index)` runs with the ring
+  // index after its last access. Returns how many were handled. Throws std::runtime_error if
+  // the core corrupted the ring.
+  template <typename Handler, typename BeforeDone>
+  size_t drain(Handler&& handle, BeforeDone&& before_done) {
     size_t handled = 0;
     for (;;) {
       uint32_t head = ring_->head.load(std::memory_order_acquire);
       if (head == tail_) break;
       if (head - tail_ > kRingSlots) throw std::runtime_error("access ring indices corrupted");
-      AccessSlot& slot = ring_->slots[tail_ % kRingSlots];
-      uint64_t bytes = static_cast<uint64_t>(slot.count) * slot.size;
-      std::span<uint8_t> items = bytes <= kBulkBytes ? std::span<uint8_t>(ring_->bulk, bytes) : std::span<uint8_t>();
-      uint64_t value = handle(slot, items);
-      if (slot.kind == static_cast<uint8_t>(AccessKind::kRead)) slot.data = value;
-      ring_->tail.store(++tail_, std::memory_order_release);
-      ++handled;
+      for (; tail_ != head; ++tail_, ++handled) {
+        AccessSlot& slot = ring_->slots[tail_ % kRingSlots];
+        uint64_t bytes = static_cast<uint64_t>(slot.count) * slot.size;
+        std::span<uint8_t> items = bytes <= kBulkBytes ? std::span<uint8_t>(ring_->bulk, bytes) : std::span<uint8_t>();
+        uint64_t value = handle(slot, items);
+        if (slot.kind == static_cast<uint8_t>(AccessKind::kRead)) slot.data = value;
+      }
+      before_done(tail_);
+      ring_->tail.store(tail_, std::memory_order_release);
+      wake_producer();
     }
-    if (handled) wake_producer();
     return handled;
+  }
+
+  template <typename Handler>
+  size_t drain(Handler&& handle) {
+    return drain(handle, [](uint32_t) {});
   }
 
   bool pending() const { return ring_->head.load(std::memory_order_acquire) != tail_; }

@@ -14,6 +14,9 @@ enum class Request : uint32_t {
   kGetDeviceInfo = 1024,  // reply: DeviceInfo
   kSetIrq = 1025,         // IrqSetting + [irqfd] (edge) or [irqfd, resamplefd] (level); REPLY_ACK
   kSetAccessRing = 1026,  // AccessRingSetting + [ring memfd, kick eventfd, notify eventfd]; REPLY_ACK
+  // [state memfd of DeviceInfo::state_size bytes]; REPLY_ACK. Before SET_ACCESS_RING: where the
+  // device keeps the state a new process of it resumes from (crash recovery).
+  kSetStatePage = 1027,
 };
 
 inline constexpr uint32_t kMaxRegions = 8;
@@ -56,12 +59,16 @@ struct DeviceInfo {
   uint32_t num_regions;      // register windows, each accessed at offsets [0, region_size)
   uint32_t num_irqs;         // interrupt lines the device drives
   uint32_t flags;
-  uint32_t reserved;
+  // Bytes of state the device keeps in a page the core holds across restarts (SET_STATE_PAGE);
+  // 0: its state dies with its process.
+  uint32_t state_size;
   uint64_t region_size[kMaxRegions];
   PciFunctionInfo pci;  // with kDeviceHasPciFunction
 };
 inline constexpr uint32_t kDeviceNeedsGuestMemory = 1u << 0;  // send SET_MEM_TABLE (DMA)
 inline constexpr uint32_t kDeviceHasPciFunction = 1u << 1;
+// The largest state page the core makes for a device.
+inline constexpr uint32_t kMaxStateSize = 1u << 20;
 
 struct IrqSetting {
   uint32_t index;  // which of the device's lines

@@ -62,7 +62,7 @@ TEST_F(CtlTest, StatusDevicesRestartEventsAndKill) {
   ASSERT_EQ(run(ctl("ctl1", {"--json", "devices"}), &out), 0);
   EXPECT_NE(out.find("\"name\":\"virtio-scsi0\",\"process\":\"bh-virtio-scsi\",\"state\":\"RUNNING\""), std::string::npos) << out;
   EXPECT_NE(out.find("\"name\":\"serial0\""), std::string::npos) << out;
-  EXPECT_NE(out.find("\"restartable\":false"), std::string::npos) << out;
+  EXPECT_EQ(out.find("\"restartable\":false"), std::string::npos) << "virtio-scsi and the serial port restart: " << out;
 
   ASSERT_EQ(run({bulkhead(), "list", "--state-root", dir_.path()}, &out), 0);
   EXPECT_TRUE(std::regex_search(out, std::regex("ctl1 +running +" + std::to_string(vm.pid()) + " +serial0,virtio-scsi0")))
@@ -193,13 +193,20 @@ TEST_F(CtlTest, BadInputGetsAClearErrorAndANonZeroExit) {
   ::close(fd);
   EXPECT_EQ(run({bulkhead(), "ctl", "--socket", dir_.file("nosuch.img"), "status"}, &out, &err), 2);
 
-  // On a running VM: an unknown device, a legacy one.
-  Subprocess vm(vm_args("ctl3", {"--cmdline", "echo"}), true);
+  // On a running VM: an unknown device, one whose state would die with its process (IDE).
+  std::string ide_image = dir_.file("ide.img");
+  std::ofstream(ide_image, std::ios::binary).seekp((1 << 20) - 1).put('\0');
+  Subprocess vm(vm_args("ctl3", {"--disk", ide_image + ",bus=ide", "--cmdline", "echo"}), true);
   ASSERT_TRUE(vm.wait_for("BH-READY echo", 60s)) << vm.err();
   EXPECT_EQ(run(ctl("ctl3", {"restart-device", "nope"}), &out, &err), 2);
-  EXPECT_NE(err.find("no device 'nope' in this VM (its devices: serial0, virtio-scsi0)"), std::string::npos) << err;
-  EXPECT_EQ(run(ctl("ctl3", {"restart-device", "serial0"}), &out, &err), 2);
-  EXPECT_NE(err.find("serial0 is a legacy device; only virtio devices can be restarted"), std::string::npos) << err;
+  EXPECT_NE(err.find("no device 'nope' in this VM (its devices: serial0, ide0, virtio-scsi0)"), std::string::npos) << err;
+  EXPECT_EQ(run(ctl("ctl3", {"restart-device", "ide0"}), &out, &err), 2);
+  EXPECT_NE(err.find("ide0 cannot be restarted: its state would be lost with its process"), std::string::npos) << err;
+  // The serial port can: the guest, waiting for a line, gets it from the new process.
+  ASSERT_EQ(run(ctl("ctl3", {"restart-device", "serial0"}), &out, &err), 0) << err;
+  ASSERT_TRUE(vm.wait_for("restarted bh-serial (serial0) as bulkhead ctl asked", 20s, true)) << vm.err();
+  vm.write_stdin("still here\n");
+  EXPECT_TRUE(vm.wait_for("BH-ECHO still here", 20s)) << vm.out() << vm.err();
   vm.signal(SIGTERM);
   vm.wait(30s);
   // The VM is gone, and so is its socket.

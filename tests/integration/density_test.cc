@@ -36,7 +36,7 @@ TEST_F(DensityTest, FiftyIdleVmsStartTogetherAndLeaveNothingBehind) {
         run_args({"--name", "density" + std::to_string(i), "--memory", "64M", "--cmdline", "idle"})));
   for (int i = 0; i < kVms; ++i)
     ASSERT_TRUE(vms[i]->wait_for("BH-READY idle", 180s)) << "VM " << i << ":\n" << vms[i]->out() << vms[i]->err();
-  EXPECT_EQ(role_processes().size(), 2u * kVms) << "a core and a serial port each";
+  EXPECT_EQ(role_processes().size(), 3u * kVms) << "a core, a serial port and the bh-respawn that restarts it, each";
   for (int i = 0; i < kVms; ++i) EXPECT_TRUE(std::filesystem::exists("/run/bulkhead/density" + std::to_string(i)));
   for (auto& vm : vms) vm->signal(SIGTERM);
   for (int i = 0; i < kVms; ++i) EXPECT_EQ(vms[i]->wait(60s), 128 + SIGTERM) << vms[i]->err();

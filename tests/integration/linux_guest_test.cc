@@ -324,7 +324,8 @@ TEST_F(LinuxGuestLab, CloudKernelBalloonsItsMemoryBackToTheHost) {
 // during rounds of writes with fsync and direct reads: the kernel sees no I/O error or command
 // abort, and every round reads back what it wrote. Then virtio_net while L1 kills the NIC's
 // process six times during HTTP downloads through user-mode networking: every download
-// completes and checks.
+// completes and checks. Last, L1 kills the serial port's process three times while the shell on
+// ttyS0 prints; the console's client connects again and the shell still runs what it types.
 TEST_F(LinuxGuestLab, CloudKernelSeesNoIoErrorOrBrokenDownloadWhileItsDeviceProcessesAreKilled) {
   std::string out = run("recovery", {{cloud_, {"recovery.gz", "recovery-guest.sh",
                                                {"virtio_pci", "virtio_scsi", "sd_mod", "virtio_net"}, {}}}});
@@ -350,7 +351,9 @@ TEST_F(LinuxGuestLab, CloudKernelSeesNoIoErrorOrBrokenDownloadWhileItsDeviceProc
   for (int fetch = 1; fetch <= fetches; ++fetch) expect_line(l2, "L2: fetch " + std::to_string(fetch) + " " + blob);
   size_t restarts = 0;
   for (size_t at = l2.find("restarted it ("); at != std::string::npos; at = l2.find("restarted it (", at + 1)) ++restarts;
-  EXPECT_EQ(restarts, 12u);
+  expect_line(out, "LAB: recovery killed bh-serial 3");
+  EXPECT_NE(l2.find("serial-42"), std::string::npos) << "the shell on ttyS0 did not answer after the restarts";
+  EXPECT_EQ(restarts, 15u);
   expect_line(out, "LAB: recovery console 0");
   expect_line(out, "LAB: recovery exit 0");
 }

@@ -159,6 +159,113 @@ TEST_F(RecoveryTest, ADeviceThatCrashesTooOftenStaysDownWhileTheVmRunsOn) {
   EXPECT_EQ(vm.wait(30s), 128 + SIGTERM) << vm.err();
 }
 
+// The test guest's flood=N line number `i`, as the serial port sends it.
+std::string flood_line(int i) {
+  char line[80];
+  std::snprintf(line, sizeof line, "BH-FLOOD %08d abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNO\r\n", i);
+  return line;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Whether `out` is `expected` with nothing lost, where a stretch of up to `max_repeat` bytes
+// may appear twice in a row (a restarted serial process writes again what its predecessor was
+// writing when it was killed). Adds the bytes repeated to `*repeated`.
+bool matches_with_repeats(const std::string& out, const std::string& expected, size_t max_repeat, size_t* repeated) {
+  size_t o = 0, e = 0;
+  while (e < expected.size()) {
+    if (o < out.size() && out[o] == expected[e]) {
+      ++o, ++e;
+      continue;
+    }
+    // A replay: what follows in `out` repeats the last d bytes of `expected` matched so far.
+    size_t d = 1;
+    while (d <= std::min(max_repeat, e) && out.compare(o, d, expected, e - d, d) != 0) ++d;
+    if (d > std::min(max_repeat, e)) return false;
+    o += d;
+    *repeated += d;
+  }
+  return o == out.size();
+}
+
+// Whether the supervisor said it restarted a device `n` times in all (its message counts only
+// the restarts of the last 60 s).
+bool wait_for_restarts(Subprocess& vm, size_t n) {
+  for (int i = 0; i < 2000 && count(vm.err(), "restarted it (") < n; ++i) vm.read_for(10ms);
+  return count(vm.err(), "restarted it (") >= n;
+}
+
+// bh-serial keeps its UART in the core's state page: a process started after a SIGKILL goes on
+// with the dead one's registers and output buffer, and writes a log file from the position it
+// committed, so the log holds every line of the guest's flood exactly once.
+TEST_F(RecoveryTest, TheSerialLogHoldsEveryLineOnceWhileItsProcessIsKilledTwentyTimes) {
+  constexpr int kKills = 20, kLines = 4000;
+  std::string log = dir_.file("console.log");
+  Subprocess vm(run_args({"--serial", "file=" + log, "--device-restarts", "100/60", "--cmdline",
+                          "flood=" + std::to_string(kLines)}),
+                false);
+  auto lines_so_far = [&] { return count(read_file(log), "\n"); };
+  auto wait_for_lines = [&](size_t n) {
+    for (int i = 0; i < 3000 && lines_so_far() < n; ++i) vm.read_for(10ms);
+    return lines_so_far() >= n;
+  };
+  ASSERT_TRUE(wait_for_lines(50)) << vm.err();
+  for (int kill = 1; kill <= kKills; ++kill) {
+    SCOPED_TRACE("kill " + std::to_string(kill));
+    pid_t device = wait_for_role(vm, "bh-serial");
+    ASSERT_GT(device, 0) << vm.err();
+    size_t before = lines_so_far();
+    ASSERT_EQ(::kill(device, SIGKILL), 0);
+    ASSERT_TRUE(wait_for_restarts(vm, kill)) << vm.err();
+    ASSERT_TRUE(wait_for_lines(before + 20)) << "no output after the restart; " << vm.err();
+  }
+  ASSERT_EQ(vm.wait(300s), 0) << vm.err();
+  std::string text = read_file(log);
+  size_t at = text.find("BH-FLOOD ");
+  ASSERT_NE(at, std::string::npos) << text.substr(0, 2000);
+  for (int i = 0; i < kLines; ++i, at += flood_line(0).size())
+    ASSERT_EQ(text.compare(at, flood_line(i).size(), flood_line(i)), 0)
+        << "line " << i << " lost, damaged or repeated: " << text.substr(at, 200);
+  EXPECT_EQ(text.substr(at), "BH-RESULT flood lines=" + std::to_string(kLines) + "\r\nBH-DONE status=0\r\n");
+  EXPECT_EQ(count(vm.err(), "restarted it ("), static_cast<size_t>(kKills)) << vm.err();
+}
+
+// On a stream (here the launcher's stdout, a pipe) a restarted bh-serial may write again what
+// the dead one wrote just before it died, but loses nothing; and the guest's input goes on
+// reaching it, polled, after restarts: the UART's registers survived.
+TEST_F(RecoveryTest, TheSerialConsoleOnAStreamLosesNoLineAndTakesInputAfterRestarts) {
+  constexpr int kKills = 10, kLines = 2000;
+  Subprocess vm(run_args({"--device-restarts", "100/60", "--cmdline", "flood=" + std::to_string(kLines) + " echo"}), true);
+  ASSERT_TRUE(vm.wait_for(flood_line(50), 60s)) << vm.err();
+  for (int kill = 1; kill <= kKills + 1; ++kill) {
+    SCOPED_TRACE("kill " + std::to_string(kill));
+    if (kill == kKills + 1) {  // the last, while the guest waits for input
+      ASSERT_TRUE(vm.wait_for("BH-READY echo", 120s)) << vm.err();
+    }
+    pid_t device = wait_for_role(vm, "bh-serial");
+    ASSERT_GT(device, 0) << vm.err();
+    size_t before = count(vm.out(), "BH-FLOOD");
+    ASSERT_EQ(::kill(device, SIGKILL), 0);
+    ASSERT_TRUE(wait_for_restarts(vm, kill)) << vm.err();
+    for (int i = 0; i < 3000 && kill <= kKills && count(vm.out(), "BH-FLOOD") < before + 20; ++i) vm.read_for(10ms);
+  }
+  vm.write_stdin("after restarts\n");
+  ASSERT_TRUE(vm.wait_for("BH-ECHO after restarts", 30s)) << vm.out() << vm.err();
+  ASSERT_EQ(vm.wait(60s), 0) << vm.err();
+  std::string expected;
+  for (int i = 0; i < kLines; ++i) expected += flood_line(i);
+  std::string out = vm.out();
+  size_t first = out.find(flood_line(0)), last = out.find("BH-RESULT flood");
+  ASSERT_NE(first, std::string::npos);
+  ASSERT_NE(last, std::string::npos);
+  size_t repeated = 0;
+  ASSERT_TRUE(matches_with_repeats(out.substr(first, last - first), expected, 512, &repeated)) << out;
+  std::printf("bytes written again after %d restarts: %zu\n", kKills + 1, repeated);
+}
+
 TEST_F(RecoveryTest, AMalformedRestartPolicyIsAUsageError) {
   expect_usage_error(run_args({"--device-restarts", "5", "--cmdline", "hello"}), "--device-restarts '5' is not COUNT/SECONDS");
   expect_usage_error(run_args({"--device-restarts", "5/0", "--cmdline", "hello"}), "--device-restarts '5/0'");

@@ -5,6 +5,8 @@
 //   send=TEXT     type TEXT and a newline
 //   run=COMMAND   run COMMAND with /bin/sh here (in L1), its output on our stdout
 //   eof           wait until the VM closes the console (it ended)
+//   reconnect     wait until the console closes (its serial process was killed), then connect
+//                 again (the restarted process accepts)
 // Everything the VM printed goes to LOG. Exits 0 when every step succeeded, 1 (naming the
 // step) when one timed out.
 //
@@ -95,6 +97,20 @@ int main(int argc, char** argv) {
     } else if (step.rfind("run=", 0) == 0) {
       std::fflush(stdout);
       [[maybe_unused]] int status = std::system(step.substr(4).c_str());  // a measurement; its output tells
+    } else if (step == "reconnect") {
+      while (!eof)
+        if (!read_some() && !eof) {
+          std::fprintf(stderr, "bh-lab-console: step %d: the console stayed open\n", i - 3);
+          return 1;
+        }
+      ::close(fd);
+      eof = false;
+      fd = connect_console(argv[1], deadline);
+      if (fd < 0) {
+        std::fprintf(stderr, "bh-lab-console: step %d: cannot connect to %s again\n", i - 3, argv[1]);
+        return 1;
+      }
+      matched = output.size();
     } else if (step == "eof") {
       while (!eof)
         if (!read_some() && !eof) {

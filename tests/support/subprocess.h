@@ -26,6 +26,8 @@ class Subprocess {
   pid_t pid() const { return pid_; }
   // Reads output until `needle` shows up on stdout (or stderr if from_stderr) or time runs out.
   bool wait_for(const std::string& needle, std::chrono::milliseconds timeout, bool from_stderr = false);
+  // Reads whatever output arrives within `duration`.
+  void read_for(std::chrono::milliseconds duration) { pump(duration); }
   void write_stdin(const std::string& data);
   void close_stdin();
   // Shrinks the stdout pipe, so a test can make the reader side fill up quickly.

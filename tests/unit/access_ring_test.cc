@@ -1,6 +1,8 @@
 // The access ring between the core (producer) and a device (consumer), across threads.
 #include "ipc/legacy_device/access_ring.h"
 
+#include "common/error.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -160,6 +162,78 @@ TEST(AccessRing, ConsumerRejectsAnUnsealedOrSmallRing) {
   UniqueFd a(::dup(memfd.get())), b(::dup(memfd.get()));
   EXPECT_THROW(AccessRingConsumer(std::move(memfd), std::move(a), std::move(b)), std::exception)
       << "an unsealed ring could be shrunk under the other side";
+}
+
+// Crash recovery: a device process that resumes a committed state starts serving the ring
+// where that state says, neither before (accesses applied twice) nor after (accesses lost).
+TEST(AccessRing, AResumedConsumerStartsWhereTheCommittedStateSays) {
+  AccessRingProducer producer;
+  for (uint64_t i = 0; i < 10; ++i) producer.write(0, 0, 1, i);  // posted: queued for the dead device
+  AccessRingConsumer resumed(dup_fd(producer.memfd()), dup_fd(producer.kick_fd()), dup_fd(producer.notify_fd()), 6);
+  std::vector<uint64_t> seen;
+  resumed.drain([&](const AccessSlot& s, std::span<uint8_t>) -> uint64_t {
+    seen.push_back(s.data);
+    return 0;
+  });
+  EXPECT_EQ(seen, (std::vector<uint64_t>{6, 7, 8, 9}));
+}
+
+TEST(AccessRing, AResumePointTheRingNeverReachedIsRefused) {
+  AccessRingProducer producer;
+  for (uint64_t i = 0; i < 3; ++i) producer.write(0, 0, 1, i);
+  EXPECT_THROW(AccessRingConsumer(dup_fd(producer.memfd()), dup_fd(producer.kick_fd()), dup_fd(producer.notify_fd()), 100),
+               InputError);
+}
+
+struct SocketPair {
+  SocketPair() {
+    int pair[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    core.reset(pair[0]);
+    device.reset(pair[1]);
+  }
+  UniqueFd core, device;
+};
+
+// A restartable device's hang-up is its process dying: the vCPU's read waits for the next
+// process, which answers it.
+TEST(AccessRing, AReadWaitsForTheNextProcessOfARestartableDevice) {
+  AccessRingProducer producer;
+  producer.set_restartable(true);
+  SocketPair first;
+  producer.set_peer_socket(first.core.get());
+  first.device.reset();  // the process died
+  std::atomic<uint64_t> answer{0};
+  std::thread vcpu([&] { answer = producer.read(0, 5, 1); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(answer, 0u) << "answered with no device";
+  SocketPair second;
+  Device device(producer);
+  producer.set_peer_socket(second.core.get());
+  vcpu.join();
+  EXPECT_EQ(answer, 15u);
+}
+
+TEST(AccessRing, AbandoningADeviceThatIsDownEndsTheWaitAndLaterAccesses) {
+  AccessRingProducer producer;
+  producer.set_restartable(true);
+  SocketPair first;
+  producer.set_peer_socket(first.core.get());
+  first.device.reset();
+  std::atomic<bool> lost{false};
+  std::thread vcpu([&] {
+    try {
+      producer.read(0, 5, 1);
+    } catch (const DeviceLost&) {
+      lost = true;
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  producer.abandon("the device failed");
+  vcpu.join();
+  EXPECT_TRUE(lost);
+  EXPECT_TRUE(producer.abandoned());
+  EXPECT_THROW(producer.write(0, 0, 1, 1), DeviceLost);
 }
 
 }  // namespace

@@ -52,6 +52,7 @@ TEST(SerialDevice, TransmitsToItsOutputStreamAfterABatch) {
   Pipes p;
   EventLoop loop;
   SerialDevice dev(loop, {{}, std::move(p.device_output), {}, false});
+  dev.begin_serving();  // as the server does once the core set it up
   for (char c : std::string("ok\n")) dev.write(0, 0, 1, static_cast<uint8_t>(c));
   dev.after_accesses();
   for (int i = 0; i < 10; ++i) loop.run_once(10);  // EPOLLOUT, then the write
@@ -64,6 +65,7 @@ TEST(SerialDevice, ReceivesFromItsInputStreamIntoTheFifo) {
   Pipes p;
   EventLoop loop;
   SerialDevice dev(loop, {std::move(p.device_input), {}, {}, false});
+  dev.begin_serving();  // as the server does once the core set it up
   dev.write(0, 2, 1, 0x01);  // FIFO on
   ASSERT_EQ(::write(p.host_writes.get(), "xyz", 3), 3);
   for (int i = 0; i < 5; ++i) loop.run_once(10);
@@ -76,6 +78,7 @@ TEST(SerialDevice, InputEndingDoesNotSilenceOutput) {
   Pipes p;
   EventLoop loop;
   SerialDevice dev(loop, {std::move(p.device_input), std::move(p.device_output), {}, false});
+  dev.begin_serving();  // as the server does once the core set it up
   p.host_writes.reset();  // stdin at EOF
   for (int i = 0; i < 5; ++i) loop.run_once(10);
   dev.write(0, 0, 1, 'z');

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
+
+#include "common/error.h"
 
 namespace bulkhead::device {
 namespace {
@@ -243,6 +246,46 @@ TEST_F(UartTest, CharacterTimeoutFollowsTheBaudRate) {
   uart.write(DLL, 12);
   EXPECT_NEAR(static_cast<double>(uart.char_timeout_ns()), static_cast<double>(fast) * 12, 20.0);
   EXPECT_NEAR(static_cast<double>(fast), 4 * 10 * 1e9 / 115200, 1000.0);
+}
+
+// Crash recovery: a UART built from another's registers, over the same output buffer, is that
+// UART: the same FIFO contents, interrupt state and pending output.
+TEST(UartRestore, AUartRestoredFromAnothersRegistersCarriesOnAsIt) {
+  std::vector<uint8_t> buffer(64);
+  RecordingIrq irq1, irq2;
+  Uart16550 first(irq1, 1);
+  first.use_output_buffer(buffer);
+  first.write(MCR, 0x08);
+  first.write(FCR, 0x01);  // FIFO on, trigger 1
+  first.write(IER, 0x01);  // received-data interrupt
+  const uint8_t in[] = {'x', 'y', 'z'};
+  first.receive(in);
+  for (char c : std::string("hello")) first.write(THR, static_cast<uint8_t>(c));
+  ASSERT_TRUE(first.irq_level());
+
+  Uart16550 second(irq2, 1);
+  second.use_output_buffer(buffer);
+  second.restore(first.registers());
+  EXPECT_EQ(irq2.levels, std::vector<bool>{true}) << "the line is driven as the state says";
+  EXPECT_EQ(second.read(IER), 0x01);
+  EXPECT_EQ(second.read(RBR), 'x');
+  EXPECT_EQ(second.read(RBR), 'y');
+  std::string out(second.output_pending(), 0);
+  second.peek_output(reinterpret_cast<uint8_t*>(out.data()), out.size());
+  EXPECT_EQ(out, "hello");
+}
+
+TEST(UartRestore, RegistersNoUartCanHaveAreRefused) {
+  std::vector<uint8_t> buffer(64);
+  RecordingIrq irq;
+  Uart16550 uart(irq, 1);
+  uart.use_output_buffer(buffer);
+  Uart16550::Registers bad;
+  bad.rx_count = 200;
+  EXPECT_THROW(uart.restore(bad), InputError);
+  Uart16550::Registers overfull;
+  overfull.output_head = 1000;
+  EXPECT_THROW(uart.restore(overfull), InputError) << "more output than the buffer holds";
 }
 
 }  // namespace

@@ -202,7 +202,7 @@ dd if=/dev/urandom of=/tmp/www/blob bs=64k count=128 2>/dev/null
 echo "LAB: recovery blob $(md5sum < /tmp/www/blob)"
 pidof httpd > /dev/null || httpd -p 8000 -h /tmp/www
 cat > /tmp/kill.sh <<'KILL'
-for i in 1 2 3 4 5 6; do
+for i in $(seq ${2:-6}); do
   sleep 0.8
   kill -9 $(pidof $1) && echo "LAB: recovery killed $1 $i"
 done
@@ -211,8 +211,10 @@ $B/bulkhead run --name recovery --kernel $G/cloud-vmlinux --initrd $G/recovery.g
   --disk /tmp/rec.img --net user --device-restarts 20/60 --cmdline "console=ttyS0" --serial unix=/tmp/recovery.sock \
   > /tmp/recovery.err 2>&1 &
 vm=$!
-converse recovery 300 expect=L2-WRITING "run=sh /tmp/kill.sh bh-virtio-scsi > /tmp/kill.log" \
-  send=go expect=L2-FETCHING "run=sh /tmp/kill.sh bh-virtio-net >> /tmp/kill.log" send=go eof
+converse recovery 420 expect=L2-WRITING "run=sh /tmp/kill.sh bh-virtio-scsi > /tmp/kill.log" \
+  send=go expect=L2-FETCHING "run=sh /tmp/kill.sh bh-virtio-net >> /tmp/kill.log" send=go \
+  expect=L2-SERIAL "send=seq 1 2000" "run=sh /tmp/kill.sh bh-serial 3 >> /tmp/kill.log" reconnect \
+  'send=echo serial-$((6*7))' expect=serial-42 send=exit eof
 cat /tmp/kill.log
 sed 's/^/REC| /' /tmp/recovery.log /tmp/recovery.err
 rm -f /tmp/rec.img

@@ -1,7 +1,8 @@
 # L2: Debian's cloud kernel writes, flushes and reads back its virtio-scsi disk, round after
 # round, while L1 kills the disk's device process again and again; L1 says "go" when it is
-# done. Then the same with HTTP downloads over virtio-net while L1 kills the NIC's process. Bulkhead restarts the process and the new one resubmits what the dead one left in
-# flight: Linux must see no I/O error and read back what it wrote.
+# done. Then the same with HTTP downloads over virtio-net while L1 kills the NIC's process.
+# Bulkhead restarts the process and the new one resubmits what the dead one left in flight:
+# Linux must see no I/O error and read back what it wrote. Then the serial port's process.
 disk=$(ls /sys/class/scsi_disk/0:0:0:0/device/block)
 dd if=/dev/urandom of=/tmp/src bs=1M count=24 2>/dev/null
 want=$(md5sum < /tmp/src)
@@ -45,4 +46,9 @@ echo "L2: fetches $(cat /tmp/fetches)"
 errors=$(dmesg | grep -iE 'sd[a-z]|scsi|blk_|i/o error|virtio' | grep -iE 'error|abort|reset|timing out|offline')
 [ -n "$errors" ] && echo "$errors" | sed 's/^/L2: kernel says: /'
 echo "L2: kernel errors $(printf '%s' "$errors" | grep -c .)"
+
+# Last, the serial port: L1 kills its process three times while the shell on ttyS0 prints,
+# connects to the console again and types a command the shell must still run.
+echo "L2-SERIAL"
+sh
 poweroff -f
