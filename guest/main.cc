@@ -24,7 +24,7 @@ constexpr Scenario kScenarios[] = {
     {"net", scenario_net},               {"net-hostile", scenario_net_hostile}, {"bench-net", scenario_bench_net},
     {"e1000", scenario_e1000},           {"e1000-hostile", scenario_e1000_hostile}, {"bench-e1000", scenario_bench_e1000},
     {"ide", scenario_ide},               {"ide-hostile", scenario_ide_hostile},
-    {"bench-ide", scenario_bench_ide},
+    {"bench-ide", scenario_bench_ide},         {"ide-verify", scenario_ide_verify},
     {"balloon", scenario_balloon},       {"balloon-hostile", scenario_balloon_hostile},
     {"bench-balloon", scenario_bench_balloon}, {"idle", scenario_idle}, {"serial-probe", scenario_serial_probe},
     {"fill", scenario_fill},             {"scsi-verify", scenario_scsi_verify},

@@ -55,6 +55,7 @@ bool scenario_bench_e1000(const char* arg, Context& context);
 bool scenario_ide(const char* arg, Context& context);
 bool scenario_ide_hostile(const char* arg, Context& context);
 bool scenario_bench_ide(const char* arg, Context& context);
+bool scenario_ide_verify(const char* arg, Context& context);
 bool scenario_balloon(const char* arg, Context& context);
 bool scenario_balloon_hostile(const char* arg, Context& context);
 bool scenario_bench_balloon(const char* arg, Context& context);

@@ -43,6 +43,9 @@ class IrqLine : public IrqSink {
     level_ = high;
   }
   bool level() const { return level_; }
+  // Crash recovery: the output as the device's previous process left it, which signalled any
+  // rising edge already; no new signal.
+  void resume_level(bool high) { level_ = high; }
   uint64_t signals() const { return signals_; }
 
  private:

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/error.h"
+
 namespace bulkhead::device {
 
 namespace {
@@ -62,6 +64,21 @@ void Cdrom::insert(uint64_t image_bytes, bool notify) {
   blocks_ = image_bytes / kBlockSize;
   unit_attention_ = notify;
   media_event_ = notify && blocks_ > 0;
+}
+
+Cdrom::State Cdrom::state() const {
+  return {blocks_, sense_, unit_attention_, media_event_, locked_};
+}
+
+void Cdrom::restore(const State& state, uint64_t image_bytes) {
+  if ((state.blocks != 0 && state.blocks != image_bytes / kBlockSize) || state.unit_attention > 1 ||
+      state.media_event > 1 || state.locked > 1)
+    throw InputError("the saved CD-ROM state does not fit its image");
+  blocks_ = state.blocks;
+  sense_ = state.sense;
+  unit_attention_ = state.unit_attention;
+  media_event_ = state.media_event;
+  locked_ = state.locked;
 }
 
 bool Cdrom::is_dvd() const { return blocks_ > kCdBlocks; }

@@ -41,6 +41,16 @@ class Cdrom {
   uint64_t blocks() const { return blocks_; }
   bool locked() const { return locked_; }
 
+  // Crash recovery: everything the drive remembers between commands, as plain bytes.
+  struct State {
+    uint64_t blocks;
+    scsi::Sense sense;
+    uint8_t unit_attention, media_event, locked;
+  };
+  State state() const;
+  // Throws InputError unless `state` is one this drive, with an image of `image_bytes`, can be in.
+  void restore(const State& state, uint64_t image_bytes);
+
  private:
   Reply inquiry(std::span<const uint8_t> cdb);
   Reply read_capacity();

@@ -4,6 +4,7 @@
 #include <climits>
 #include <cstring>
 
+#include "common/error.h"
 #include "device-procs/ide/ata.h"
 
 namespace bulkhead::device {
@@ -33,7 +34,6 @@ struct IdeChannel::Command {
   uint64_t left = 0;  // ATA: sectors still to move; ATAPI: blocks still to read
   uint32_t block_sectors = 1;  // ATA PIO: sectors per DRQ block
   uint32_t byte_limit = 0;     // ATAPI PIO: bytes per DRQ block the host asked for
-  std::vector<uint8_t> reply;  // ATAPI: emulated data, for DMA
 };
 
 IdeChannel::IdeChannel(std::array<IdeDrive, 2> drives, const DmaAccess& dma, IdeCounters& counters)
@@ -203,6 +203,7 @@ void IdeChannel::reset_drives() {
 
 void IdeChannel::cancel() {
   ++generation_;
+  waiting_for_ = IoStep::kNone;
   command_.reset();
   buffer_.reset();
   pos_ = end_ = 0;
@@ -225,13 +226,30 @@ void IdeChannel::abort(uint8_t error_bits) {
   finish(kIdle | status::kErr);
 }
 
-void IdeChannel::io(std::function<void(BlockBackend&, BlockBackend::Done)> op, std::function<void(int64_t)> then) {
+void IdeChannel::io(IoStep step, std::function<void(BlockBackend&, BlockBackend::Done)> op,
+                    std::function<void(int64_t)> then) {
+  waiting_for_ = step;
   const uint64_t generation = generation_;
-  BlockBackend& backend = *active().backend;
-  op(backend, [this, generation, then = std::move(then)](int64_t result) {
-    if (generation == generation_) then(result);
-  });
-  backend.submit();
+  BlockBackend* backend = active().backend.get();
+  auto issue = [this, generation, backend, op = std::move(op), then = std::move(then)] {
+    if (generation != generation_) return;  // cancelled before it was released
+    op(*backend, [this, generation, then](int64_t result) {
+      if (generation != generation_) return;
+      waiting_for_ = IoStep::kNone;
+      then(result);
+    });
+    backend->submit();
+  };
+  if (hold_io_) {
+    held_io_.push_back(std::move(issue));
+  } else {
+    issue();
+  }
+}
+
+void IdeChannel::use_buffer(std::shared_ptr<std::vector<uint8_t>> buffer) {
+  buffer_ = std::move(buffer);
+  ++buffer_number_;
 }
 
 void IdeChannel::complete_io() {
@@ -292,7 +310,7 @@ void IdeChannel::execute(uint8_t opcode) {
         command_->type = Command::Type::kPacket;
         command_->dma = d.tf.feature & 0x01;
         command_->byte_limit = d.tf.lba_mid | d.tf.lba_high << 8;
-        buffer_ = std::make_shared<std::vector<uint8_t>>(Cdrom::kPacketSize);
+        use_buffer(std::make_shared<std::vector<uint8_t>>(Cdrom::kPacketSize));
         pos_ = 0;
         end_ = buffer_->size();
         d.tf.count = kReasonCommand;
@@ -362,7 +380,7 @@ void IdeChannel::execute(uint8_t opcode) {
         return;
       }
       if (!write) return ata_read_chunk();
-      buffer_ = std::make_shared<std::vector<uint8_t>>(std::min<uint64_t>(command_->block_sectors, sectors) * kSectorSize);
+      use_buffer(std::make_shared<std::vector<uint8_t>>(std::min<uint64_t>(command_->block_sectors, sectors) * kSectorSize));
       pos_ = 0;
       end_ = buffer_->size();
       phase_ = Phase::kPioOut;
@@ -377,16 +395,7 @@ void IdeChannel::execute(uint8_t opcode) {
     }
     case cmd::kFlushCache:
     case cmd::kFlushCacheExt:
-      phase_ = Phase::kBusy;
-      d.status = status::kBsy | status::kDrdy;
-      return io([](BlockBackend& b, BlockBackend::Done done) { b.flush(std::move(done)); },
-                [this](int64_t result) {
-                  if (result < 0) {
-                    ++counters_.io_errors;
-                    return abort();
-                  }
-                  finish(kIdle);
-                });
+      return flush();
     case cmd::kSetMultiple: {
       const uint8_t n = d.tf.count;
       if (n > kMaxMultiple || (n & (n - 1))) return abort();
@@ -431,6 +440,19 @@ void IdeChannel::execute(uint8_t opcode) {
   }
 }
 
+void IdeChannel::flush() {
+  phase_ = Phase::kBusy;
+  active().status = status::kBsy | status::kDrdy;
+  io(IoStep::kFlush, [](BlockBackend& b, BlockBackend::Done done) { b.flush(std::move(done)); },
+     [this](int64_t result) {
+       if (result < 0) {
+         ++counters_.io_errors;
+         return abort();
+       }
+       finish(kIdle);
+     });
+}
+
 void IdeChannel::set_features() {
   IdeDrive& d = active();
   TransferMode& mode = d.kind == IdeDrive::Kind::kCdrom ? d.cd.mode : d.disk.mode;
@@ -458,7 +480,7 @@ void IdeChannel::set_features() {
 // --- PIO ---------------------------------------------------------------------------------------
 
 void IdeChannel::start_pio_in(std::shared_ptr<std::vector<uint8_t>> data, size_t block_bytes) {
-  buffer_ = std::move(data);
+  use_buffer(std::move(data));
   block_bytes_ = block_bytes;
   pos_ = block_start_ = 0;
   end_ = std::min(block_bytes_, buffer_->size());
@@ -495,6 +517,7 @@ void IdeChannel::write_data(std::span<const uint8_t> bytes) {
       return;
     }
     const size_t n = std::min(bytes.size() - at, end_ - pos_);
+    written_from_ = std::min(written_from_, pos_);
     std::memcpy(buffer_->data() + pos_, bytes.data() + at, n);
     at += n;
     pos_ += n;
@@ -548,7 +571,8 @@ void IdeChannel::ata_read_chunk() {
   phase_ = Phase::kBusy;
   active().status = status::kBsy | status::kDrdy;
   const uint64_t offset = command_->lba * kSectorSize;
-  io([data, offset](BlockBackend& b, BlockBackend::Done done) {
+  io(IoStep::kAtaRead,
+     [data, offset](BlockBackend& b, BlockBackend::Done done) {
        b.read(offset, {{data->data(), data->size()}}, std::move(done));
      },
      [this, data](int64_t result) {
@@ -566,7 +590,8 @@ void IdeChannel::ata_write_block_done() {
   auto data = buffer_;
   const uint64_t offset = command_->lba * kSectorSize;
   const bool fua = command_->fua;
-  io([data, offset, fua](BlockBackend& b, BlockBackend::Done done) {
+  io(IoStep::kAtaWrite,
+     [data, offset, fua](BlockBackend& b, BlockBackend::Done done) {
        b.write(offset, {{data->data(), data->size()}}, fua, std::move(done));
      },
      [this, data](int64_t result) {
@@ -578,8 +603,8 @@ void IdeChannel::ata_write_block_done() {
        command_->lba += sectors;
        command_->left -= sectors;
        if (command_->left == 0) return finish(kIdle);
-       buffer_ = std::make_shared<std::vector<uint8_t>>(
-           std::min<uint64_t>(command_->block_sectors, command_->left) * kSectorSize);
+       use_buffer(std::make_shared<std::vector<uint8_t>>(
+           std::min<uint64_t>(command_->block_sectors, command_->left) * kSectorSize));
        pos_ = 0;
        end_ = buffer_->size();
        phase_ = Phase::kPioOut;
@@ -628,7 +653,9 @@ void IdeChannel::start_dma() {
   IdeDrive& d = active();
   Command& c = *command_;
   const bool to_memory = c.type != Command::Type::kAtaWrite;
-  const uint64_t length = c.type == Command::Type::kPacket ? (c.reply.empty() ? c.left * Cdrom::kBlockSize : c.reply.size())
+  // An ATAPI command's emulated data (its reply) waits in the buffer; a READ's comes from the image.
+  const bool emulated = c.type == Command::Type::kPacket && buffer_;
+  const uint64_t length = c.type == Command::Type::kPacket ? (emulated ? buffer_->size() : c.left * Cdrom::kBlockSize)
                                                            : c.left * kSectorSize;
   std::vector<iovec> iov;
   bool longer = false;
@@ -655,8 +682,8 @@ void IdeChannel::start_dma() {
     if (active().kind == IdeDrive::Kind::kCdrom) return atapi_complete();
     finish(kIdle);
   };
-  if (c.type == Command::Type::kPacket && !c.reply.empty()) {  // emulated data: a copy
-    const uint8_t* from = c.reply.data();
+  if (emulated) {
+    const uint8_t* from = buffer_->data();
     for (const iovec& v : iov) {
       std::memcpy(v.iov_base, from, v.iov_len);
       from += v.iov_len;
@@ -665,7 +692,8 @@ void IdeChannel::start_dma() {
   }
   const uint64_t offset = c.type == Command::Type::kPacket ? c.lba * Cdrom::kBlockSize : c.lba * kSectorSize;
   const bool write = c.type == Command::Type::kAtaWrite, fua = c.fua;
-  io([iov = std::move(iov), offset, write, fua](BlockBackend& b, BlockBackend::Done done) mutable {
+  io(IoStep::kDma,
+     [iov = std::move(iov), offset, write, fua](BlockBackend& b, BlockBackend::Done done) mutable {
        if (write) {
          b.write(offset, std::move(iov), fua, std::move(done));
        } else {
@@ -693,12 +721,9 @@ void IdeChannel::packet_received() {
       return atapi_check();
     case Cdrom::Reply::Kind::kData:
       if (reply.data.empty()) return atapi_complete();
-      if (command_->dma) {
-        command_->reply = std::move(reply.data);
-        break;
-      }
-      buffer_ = std::make_shared<std::vector<uint8_t>>(std::move(reply.data));
+      use_buffer(std::make_shared<std::vector<uint8_t>>(std::move(reply.data)));
       pos_ = end_ = 0;
+      if (command_->dma) break;
       return atapi_next_block();
     case Cdrom::Reply::Kind::kRead:
       command_->lba = reply.lba;
@@ -717,7 +742,8 @@ void IdeChannel::atapi_read_chunk() {
   phase_ = Phase::kBusy;
   active().status = status::kBsy | status::kDrdy;
   const uint64_t offset = command_->lba * Cdrom::kBlockSize;
-  io([data, offset](BlockBackend& b, BlockBackend::Done done) {
+  io(IoStep::kAtapiRead,
+     [data, offset](BlockBackend& b, BlockBackend::Done done) {
        b.read(offset, {{data->data(), data->size()}}, std::move(done));
      },
      [this, data, blocks](int64_t result) {
@@ -728,7 +754,7 @@ void IdeChannel::atapi_read_chunk() {
        }
        command_->lba += blocks;
        command_->left -= blocks;
-       buffer_ = data;
+       use_buffer(data);
        pos_ = end_ = 0;
        atapi_next_block();
      });
@@ -761,6 +787,178 @@ void IdeChannel::atapi_check() {
   active().error = static_cast<uint8_t>(active().cdrom->sense().key << 4);
   active().tf.count = kReasonCommand | kReasonIn;
   finish(kIdle | status::kErr);
+}
+
+// --- Crash recovery ----------------------------------------------------------------------------
+
+void IdeChannel::keep_state_in(std::span<uint8_t> bulk) {
+  bulk_ = bulk.first(kBulkBytes);
+  hold_io_ = true;
+}
+
+IdeChannel::Saved IdeChannel::save() {
+  Saved s{};
+  for (int i = 0; i < 2; ++i) {
+    const IdeDrive& d = drives_[i];
+    Saved::Drive& out = s.drives[i];
+    out.kind = static_cast<uint8_t>(d.kind);
+    out.status = d.status;
+    out.error = d.error;
+    out.multiple = d.disk.multiple;
+    out.write_cache = d.disk.write_cache;
+    out.mode = d.kind == IdeDrive::Kind::kCdrom ? d.cd.mode.value : d.disk.mode.value;
+    out.tf = d.tf;
+    out.current = d.disk.current;
+    if (d.cdrom) out.cdrom = d.cdrom->state();
+  }
+  s.device = device_, s.control = control_, s.bm_command = bm_command_, s.bm_status = bm_status_;
+  s.irq_pending = irq_pending_;
+  s.prd_table = prd_table_;
+  s.phase = static_cast<uint8_t>(phase_);
+  s.active = static_cast<uint8_t>(active_);
+  s.waiting_for = static_cast<uint8_t>(waiting_for_);
+  if (command_) {
+    s.has_command = 1;
+    s.command_type = static_cast<uint8_t>(command_->type);
+    s.command_dma = command_->dma, s.command_fua = command_->fua;
+    s.block_sectors = command_->block_sectors, s.byte_limit = command_->byte_limit;
+    s.lba = command_->lba, s.left = command_->left;
+  }
+  if (buffer_) {
+    if (buffer_->size() > kBufferBytes) throw std::logic_error("an IDE buffer larger than its slot");
+    // A new buffer goes to the slot the last commit does not refer to; the guest's PIO writes
+    // into the current one go where no commit looked yet (past its position then).
+    if (saved_buffer_ != buffer_number_) {
+      slot_ ^= 1;
+      std::memcpy(&bulk_[slot_ * kBufferBytes], buffer_->data(), buffer_->size());
+      saved_buffer_ = buffer_number_;
+    } else if (written_from_ < pos_) {
+      std::memcpy(&bulk_[slot_ * kBufferBytes + written_from_], buffer_->data() + written_from_, pos_ - written_from_);
+    }
+    s.has_buffer = 1;
+    s.buffer_slot = static_cast<uint8_t>(slot_);
+    s.buffer_size = static_cast<uint32_t>(buffer_->size());
+    s.pos = static_cast<uint32_t>(pos_), s.end = static_cast<uint32_t>(end_);
+    s.block_start = static_cast<uint32_t>(block_start_), s.block_bytes = static_cast<uint32_t>(block_bytes_);
+  }
+  written_from_ = SIZE_MAX;
+  return s;
+}
+
+void IdeChannel::release_io() {
+  std::vector<std::function<void()>> held = std::move(held_io_);
+  held_io_.clear();
+  for (auto& issue : held) issue();
+}
+
+void IdeChannel::validate(const Saved& s) const {
+  auto check = [](bool ok, const char* what) {
+    if (!ok) throw InputError(std::string("the saved IDE channel state is inconsistent: ") + what);
+  };
+  for (int i = 0; i < 2; ++i) {
+    const Saved::Drive& d = s.drives[i];
+    check(d.kind == static_cast<uint8_t>(drives_[i].kind), "it is for other drives");
+    check(d.multiple <= kMaxMultiple && (d.multiple & (d.multiple - 1)) == 0 && d.write_cache <= 1, "a drive setting");
+  }
+  check(s.irq_pending <= 1 && s.phase <= static_cast<uint8_t>(Phase::kDmaRunning) && s.active <= 1 &&
+            s.waiting_for <= static_cast<uint8_t>(IoStep::kDma),
+        "a register out of range");
+  const Phase phase = static_cast<Phase>(s.phase);
+  const IoStep step = static_cast<IoStep>(s.waiting_for);
+  const IdeDrive& active = drives_[s.active];
+  check(phase == Phase::kIdle || active.kind != IdeDrive::Kind::kNone, "a command on an absent drive");
+  // The I/O waited for matches the phase: the image (kBusy) or a DMA transfer (kDmaRunning).
+  if (phase == Phase::kBusy)
+    check(step != IoStep::kNone && step != IoStep::kDma, "a busy channel waiting for nothing");
+  else
+    check(step == (phase == Phase::kDmaRunning ? IoStep::kDma : IoStep::kNone), "I/O in the wrong phase");
+  const bool needs_command = phase == Phase::kPioOut || phase == Phase::kPacket || phase == Phase::kDmaWaiting ||
+                             phase == Phase::kDmaRunning || (phase == Phase::kBusy && step != IoStep::kFlush);
+  check(s.has_command <= 1 && (s.has_command || !needs_command), "a transfer without its command");
+  if (s.has_command) {
+    check(s.command_type <= static_cast<uint8_t>(Command::Type::kPacket) && s.command_dma <= 1 && s.command_fua <= 1,
+          "a command field out of range");
+    const auto type = static_cast<Command::Type>(s.command_type);
+    const bool ata = type == Command::Type::kAtaRead || type == Command::Type::kAtaWrite;
+    if (ata)
+      check(active.kind == IdeDrive::Kind::kDisk && s.lba <= active.disk.sectors &&
+                s.left <= active.disk.sectors - s.lba && s.block_sectors >= 1 && s.block_sectors <= kMaxMultiple,
+            "a disk transfer beyond the disk");
+    if (type == Command::Type::kPacket)
+      check(active.kind == IdeDrive::Kind::kCdrom && s.lba <= s.drives[s.active].cdrom.blocks &&
+                s.left <= s.drives[s.active].cdrom.blocks - s.lba,
+            "a CD-ROM read beyond the medium");
+    if (step == IoStep::kAtaRead || step == IoStep::kAtaWrite) check(ata, "disk I/O for another command");
+    if (step == IoStep::kAtapiRead) check(type == Command::Type::kPacket, "CD-ROM I/O for another command");
+    if (phase == Phase::kPioOut) check(type == Command::Type::kAtaWrite, "PIO out for another command");
+    if (phase == Phase::kPacket) check(type == Command::Type::kPacket, "a packet for another command");
+    if (phase == Phase::kDmaWaiting || phase == Phase::kDmaRunning) check(type != Command::Type::kData, "DMA for no transfer");
+  }
+  const bool needs_buffer = phase == Phase::kPioIn || phase == Phase::kPioOut || phase == Phase::kPacket ||
+                            step == IoStep::kAtaWrite;
+  check(s.has_buffer <= 1 && (s.has_buffer || !needs_buffer), "a PIO transfer without its buffer");
+  if (s.has_buffer)
+    check(s.buffer_slot <= 1 && s.buffer_size <= kBufferBytes && s.end <= s.buffer_size && s.pos <= s.end &&
+              s.block_start <= s.end && s.block_bytes <= kBufferBytes,
+          "a buffer position out of range");
+  if (step == IoStep::kAtaWrite) check(s.pos == s.buffer_size && s.buffer_size % kSectorSize == 0, "a partial block write");
+  // A disk transfer's buffer never holds more sectors than the command has left from its block on.
+  const bool disk_buffer = s.has_command && (phase == Phase::kPioOut || step == IoStep::kAtaWrite ||
+                                             (phase == Phase::kPioIn && s.command_type == static_cast<uint8_t>(Command::Type::kAtaRead)));
+  if (disk_buffer) check((s.buffer_size - s.block_start) / kSectorSize <= s.left && s.block_bytes % kSectorSize == 0, "a buffer beyond the transfer");
+  if (step == IoStep::kAtaRead || step == IoStep::kAtaWrite || step == IoStep::kAtapiRead) check(s.left > 0, "I/O with nothing left");
+}
+
+void IdeChannel::restore(const Saved& s) {
+  if (bulk_.empty()) throw InputError("an IDE channel restored without its state page");
+  validate(s);
+  for (int i = 0; i < 2; ++i) {
+    IdeDrive& d = drives_[i];
+    const Saved::Drive& in = s.drives[i];
+    d.status = in.status;
+    d.error = in.error;
+    d.tf = in.tf;
+    d.disk.multiple = in.multiple;
+    d.disk.write_cache = in.write_cache;
+    d.disk.current = in.current;
+    (d.kind == IdeDrive::Kind::kCdrom ? d.cd.mode : d.disk.mode).value = in.mode;
+    if (d.cdrom) d.cdrom->restore(in.cdrom, d.backend ? d.backend->size() : 0);
+  }
+  device_ = s.device, control_ = s.control, bm_command_ = s.bm_command, bm_status_ = s.bm_status;
+  irq_pending_ = s.irq_pending;
+  prd_table_ = s.prd_table;
+  phase_ = static_cast<Phase>(s.phase);
+  active_ = s.active;
+  waiting_for_ = static_cast<IoStep>(s.waiting_for);
+  command_.reset();
+  if (s.has_command) {
+    command_ = std::make_unique<Command>();
+    command_->type = static_cast<Command::Type>(s.command_type);
+    command_->dma = s.command_dma, command_->fua = s.command_fua;
+    command_->block_sectors = s.block_sectors, command_->byte_limit = s.byte_limit;
+    command_->lba = s.lba, command_->left = s.left;
+  }
+  buffer_.reset();
+  pos_ = end_ = block_start_ = block_bytes_ = 0;
+  if (s.has_buffer) {
+    const uint8_t* from = &bulk_[s.buffer_slot * kBufferBytes];
+    use_buffer(std::make_shared<std::vector<uint8_t>>(from, from + s.buffer_size));
+    slot_ = s.buffer_slot;
+    saved_buffer_ = buffer_number_;
+    pos_ = s.pos, end_ = s.end, block_start_ = s.block_start, block_bytes_ = s.block_bytes;
+  }
+}
+
+void IdeChannel::resume() {
+  irq_.resume_level(irq_pending_ && !(control_ & control::kNien));
+  switch (waiting_for_) {
+    case IoStep::kNone: return;
+    case IoStep::kFlush: return flush();
+    case IoStep::kAtaRead: return ata_read_chunk();
+    case IoStep::kAtaWrite: return ata_write_block_done();
+    case IoStep::kAtapiRead: return atapi_read_chunk();
+    case IoStep::kDma: return start_dma();
+  }
 }
 
 }  // namespace bulkhead::device

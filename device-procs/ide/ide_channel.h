@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -81,8 +82,43 @@ class IdeChannel {
   // Runs image I/O completions (the controller watches each backend's completion fd).
   void complete_io();
 
+  // Crash recovery (docs/recovery.md). The channel's whole state as plain bytes, which the
+  // controller commits to its state page; the PIO buffer goes to one of two slots in the page's
+  // bulk area, so that a new buffer never overwrites the one the last commit refers to.
+  struct Saved {
+    struct Drive {
+      uint8_t kind, status, error, multiple, write_cache, mode;  // mode: the disk's or the CD-ROM's
+      TaskFile tf;
+      DiskGeometry current;
+      Cdrom::State cdrom;
+    } drives[2];
+    uint8_t device, control, bm_command, bm_status, irq_pending;
+    uint32_t prd_table;
+    uint8_t phase, active, waiting_for;  // waiting_for: the IoStep in flight
+    uint8_t has_command, command_type, command_dma, command_fua;
+    uint32_t block_sectors, byte_limit;
+    uint64_t lba, left;
+    uint8_t has_buffer, buffer_slot;
+    uint32_t buffer_size, pos, end, block_start, block_bytes;
+  };
+  static constexpr size_t kBufferBytes = 65536;  // the largest buffer: a PIO read chunk, an ATAPI reply
+  static constexpr size_t kBulkBytes = 2 * kBufferBytes;
+  // From now on the channel keeps its buffer in `bulk` (kBulkBytes), and holds every image
+  // I/O until release_io(): nothing outside the state page happens before the state that asks
+  // for it is committed, so a restarted process that resumes that state does it once more.
+  void keep_state_in(std::span<uint8_t> bulk);
+  Saved save();
+  // The state save() returned is committed: issue the I/O held since.
+  void release_io();
+  // Takes over a state saved by an earlier process; throws InputError if it is not one this
+  // channel, with these drives, can be in. Then resume() issues the I/O that state waited for.
+  void restore(const Saved& saved);
+  void resume();
+
  private:
-  enum class Phase { kIdle, kBusy, kPioIn, kPioOut, kPacket, kDmaWaiting, kDmaRunning };
+  enum class Phase : uint8_t { kIdle, kBusy, kPioIn, kPioOut, kPacket, kDmaWaiting, kDmaRunning };
+  // The image I/O the channel waits for: what a restarted process issues again.
+  enum class IoStep : uint8_t { kNone, kFlush, kAtaRead, kAtaWrite, kAtapiRead, kDma };
   struct Command;
 
   IdeDrive& selected() { return drives_[(device_ & 0x10) ? 1 : 0]; }
@@ -101,6 +137,7 @@ class IdeChannel {
   // ATA: the address and count the task file gives (28- or 48-bit).
   bool address(bool ext, uint64_t& lba, uint32_t& sectors);
   void set_features();
+  void flush();
   // Data transfers.
   void start_pio_in(std::shared_ptr<std::vector<uint8_t>> data, size_t block_bytes);
   void pio_block_done();
@@ -116,9 +153,11 @@ class IdeChannel {
   void atapi_complete();
   void atapi_check();
   uint32_t atapi_byte_limit() const;
-  // Runs `op` on the active drive's image; `then` runs on completion unless the command was
-  // cancelled (reset, a new command) in between.
-  void io(std::function<void(BlockBackend&, BlockBackend::Done)> op, std::function<void(int64_t)> then);
+  // Runs `op` (the I/O of `step`) on the active drive's image; `then` runs on completion
+  // unless the command was cancelled (reset, a new command) in between.
+  void io(IoStep step, std::function<void(BlockBackend&, BlockBackend::Done)> op, std::function<void(int64_t)> then);
+  void use_buffer(std::shared_ptr<std::vector<uint8_t>> buffer);
+  void validate(const Saved& saved) const;
 
   std::array<IdeDrive, 2> drives_;
   const DmaAccess& dma_;
@@ -132,14 +171,24 @@ class IdeChannel {
   uint32_t prd_table_ = 0;
 
   Phase phase_ = Phase::kIdle;
+  IoStep waiting_for_ = IoStep::kNone;
   int active_ = 0;           // the drive running the command
   uint64_t generation_ = 0;  // bumped when a command ends early; stale I/O completions see it
   std::unique_ptr<Command> command_;
-  // The PIO buffer: its current DRQ block is [block_start_, end_), moved up to pos_. Each read
-  // has its own buffer, kept alive by its I/O until completion, so a cancelled read never
-  // writes into a later one's.
+  // The PIO buffer (or an ATAPI reply for DMA): its current DRQ block is [block_start_, end_),
+  // moved up to pos_. Each read has its own buffer, kept alive by its I/O until completion, so
+  // a cancelled read never writes into a later one's.
   std::shared_ptr<std::vector<uint8_t>> buffer_;
   size_t pos_ = 0, end_ = 0, block_start_ = 0, block_bytes_ = 0;
+
+  // Crash recovery (keep_state_in): the buffer's slots, which slot holds buffer number
+  // saved_buffer_ (buffer_number_ counts buffers), and from where the guest wrote into it since.
+  std::span<uint8_t> bulk_;
+  bool hold_io_ = false;
+  std::vector<std::function<void()>> held_io_;
+  uint64_t buffer_number_ = 0, saved_buffer_ = 0;
+  uint32_t slot_ = 0;
+  size_t written_from_ = SIZE_MAX;
 };
 
 }  // namespace bulkhead::device

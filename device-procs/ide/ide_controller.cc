@@ -4,6 +4,9 @@
 
 #include <cstring>
 
+#include "common/error.h"
+#include "common/log.h"
+
 namespace bulkhead::device {
 
 namespace {
@@ -20,7 +23,10 @@ IdeController::IdeController(EventLoop& loop, std::array<IdeDrive, 4> drives) : 
       IdeDrive& drive = drives[2 * c + d];
       if (!drive.backend) continue;
       watched_.push_back(drive.backend->completion_fd());
-      loop_.add(watched_.back(), EPOLLIN, [this, c](uint32_t) { channels_[c]->complete_io(); });
+      loop_.add(watched_.back(), EPOLLIN, [this, c](uint32_t) {
+        channels_[c]->complete_io();
+        save_state();
+      });
     }
     channels_[c] = std::make_unique<IdeChannel>(std::array<IdeDrive, 2>{std::move(drives[2 * c]), std::move(drives[2 * c + 1])},
                                                 dma_, counters_);
@@ -103,6 +109,41 @@ void IdeController::write_string(uint8_t region, uint64_t offset, uint8_t size, 
   if ((region == kPrimaryCommand || region == kSecondaryCommand) && offset == 0 && (size == 2 || size == 4))
     return channels_[region / 2]->write_data(items);
   LegacyDeviceModel::write_string(region, offset, size, items);
+}
+
+LegacyDeviceModel::StateLayout IdeController::state_layout() const {
+  return {sizeof(Snapshot), 2 * IdeChannel::kBulkBytes};
+}
+
+void IdeController::attach_state(StatePage& page) {
+  state_ = &page;
+  for (size_t c = 0; c < 2; ++c) channels_[c]->keep_state_in(page.bulk().subspan(c * IdeChannel::kBulkBytes));
+  std::span<const uint8_t> committed = page.committed();
+  if (committed.empty()) return;
+  Snapshot snapshot;
+  // committed is sizeof(Snapshot) bytes (state_layout()); the channels check what they say.
+  std::memcpy(&snapshot, committed.data(), sizeof snapshot);
+  if (snapshot.bus_master > 1) throw InputError("the saved IDE state is inconsistent: bus mastering");
+  for (size_t c = 0; c < 2; ++c) channels_[c]->restore(snapshot.channels[c]);
+  std::memcpy(config_.data(), snapshot.config, config_.size());
+  dma_.bus_master = snapshot.bus_master;
+  spdlog::info("resuming the IDE state of a previous process");
+}
+
+void IdeController::begin_serving() {
+  for (auto& channel : channels_) channel->resume();
+  save_state();
+}
+
+void IdeController::save_state() {
+  if (!state_) return;
+  Snapshot snapshot{};
+  for (size_t c = 0; c < 2; ++c) snapshot.channels[c] = channels_[c]->save();
+  std::memcpy(snapshot.config, config_.data(), config_.size());
+  snapshot.bus_master = dma_.bus_master;
+  // A trivially copyable struct, committed as its bytes.
+  state_->commit({reinterpret_cast<const uint8_t*>(&snapshot), sizeof snapshot});
+  for (auto& channel : channels_) channel->release_io();
 }
 
 uint64_t IdeController::read_config(uint64_t offset, uint8_t size) const {

@@ -69,6 +69,7 @@ class IdeInstance : public DeviceInstance {
     }
     legacy->add_irqs()->set_gsi(kIsaIrqPrimary);  // ISA: edge-triggered
     legacy->add_irqs()->set_gsi(kIsaIrqSecondary);
+    legacy->set_restartable(true);  // its state lives in the core's state page
     return slot;
   }
 

@@ -155,18 +155,15 @@ TEST_F(BootTest, SigtermStopsTheVmAndEveryProcess) {
   EXPECT_NE(vm.err().find("stopped by signal"), std::string::npos) << vm.err();
 }
 
-// A device whose state dies with its process (IDE) ends the VM when it crashes.
+// A device whose state dies with its process (the e1000) ends the VM when it crashes.
 TEST_F(BootTest, ADeviceCrashEndsTheVmWithAMessageNamingIt) {
-  TempDir dir;
-  std::string image = dir.file("ide.img");
-  std::ofstream(image, std::ios::binary).seekp((1 << 20) - 1).put('\0');
-  Subprocess vm(run_args({"--disk", image + ",bus=ide", "--cmdline", "echo"}), true);
+  Subprocess vm(run_args({"--net", "user,model=e1000", "--cmdline", "echo"}), true);
   ASSERT_TRUE(vm.wait_for("BH-READY echo", 60s)) << vm.err();
-  pid_t ide = roles_of(vm.pid())["bh-ide"];
-  ASSERT_GT(ide, 0);
-  ::kill(ide, SIGKILL);
+  pid_t nic = roles_of(vm.pid())["bh-e1000"];
+  ASSERT_GT(nic, 0);
+  ::kill(nic, SIGKILL);
   EXPECT_EQ(vm.wait(30s), 1);
-  EXPECT_NE(vm.err().find("bh-ide (ide0) was killed by signal 9"), std::string::npos) << vm.err();
+  EXPECT_NE(vm.err().find("bh-e1000 (e1000-0) was killed by signal 9"), std::string::npos) << vm.err();
 }
 
 // The core dies with every kind of device process around it (and bh-slirp): within a second

@@ -193,15 +193,19 @@ TEST_F(CtlTest, BadInputGetsAClearErrorAndANonZeroExit) {
   ::close(fd);
   EXPECT_EQ(run({bulkhead(), "ctl", "--socket", dir_.file("nosuch.img"), "status"}, &out, &err), 2);
 
-  // On a running VM: an unknown device, one whose state would die with its process (IDE).
+  // On a running VM: an unknown device, one whose state would die with its process (e1000).
   std::string ide_image = dir_.file("ide.img");
   std::ofstream(ide_image, std::ios::binary).seekp((1 << 20) - 1).put('\0');
-  Subprocess vm(vm_args("ctl3", {"--disk", ide_image + ",bus=ide", "--cmdline", "echo"}), true);
+  Subprocess vm(vm_args("ctl3", {"--disk", ide_image + ",bus=ide", "--net", "user,model=e1000", "--cmdline", "echo"}), true);
   ASSERT_TRUE(vm.wait_for("BH-READY echo", 60s)) << vm.err();
   EXPECT_EQ(run(ctl("ctl3", {"restart-device", "nope"}), &out, &err), 2);
-  EXPECT_NE(err.find("no device 'nope' in this VM (its devices: serial0, ide0, virtio-scsi0)"), std::string::npos) << err;
-  EXPECT_EQ(run(ctl("ctl3", {"restart-device", "ide0"}), &out, &err), 2);
-  EXPECT_NE(err.find("ide0 cannot be restarted: its state would be lost with its process"), std::string::npos) << err;
+  EXPECT_NE(err.find("no device 'nope' in this VM (its devices: serial0, ide0, virtio-scsi0, e1000-0)"), std::string::npos)
+      << err;
+  EXPECT_EQ(run(ctl("ctl3", {"restart-device", "e1000-0"}), &out, &err), 2);
+  EXPECT_NE(err.find("e1000-0 cannot be restarted: its state would be lost with its process"), std::string::npos) << err;
+  // IDE can: its controller's state lives in the core's state page.
+  ASSERT_EQ(run(ctl("ctl3", {"restart-device", "ide0"}), &out, &err), 0) << err;
+  ASSERT_TRUE(vm.wait_for("restarted bh-ide (ide0) as bulkhead ctl asked", 20s, true)) << vm.err();
   // The serial port can: the guest, waiting for a line, gets it from the new process.
   ASSERT_EQ(run(ctl("ctl3", {"restart-device", "serial0"}), &out, &err), 0) << err;
   ASSERT_TRUE(vm.wait_for("restarted bh-serial (serial0) as bulkhead ctl asked", 20s, true)) << vm.err();

@@ -243,7 +243,8 @@ TEST_F(LinuxGuestLab, GenericKernelOnTwoE1000NicsInFullMode) {
 // A complete full-virtualization VM with Debian's generic kernel and its own drivers: ata_piix
 // on Bulkhead's IDE controller (its ext4 disk checked by L1 with e2fsck and debugfs, a sparse
 // 200 GiB disk written beyond 128 GiB, an ISO9660 CD-ROM the test built), e1000 on user-mode
-// networking, the console on ttyS0.
+// networking, the console on ttyS0. Midway L1 kills bh-ide six times while Linux writes with
+// fsync and reads back: no command fails and every round verifies.
 TEST_F(LinuxGuestLab, GenericKernelInFullModeOnIdeDisksACdromAndAnE1000) {
   if (!have_program("xorriso")) GTEST_SKIP() << "needs xorriso to build the ISO (scripts/setup.sh installs it)";
   TempDir dir;
@@ -281,6 +282,15 @@ TEST_F(LinuxGuestLab, GenericKernelInFullModeOnIdeDisksACdromAndAnE1000) {
   expect_line(out, "LAB: ide lba48 md5 " + m[1].str());
   expect_line(l2, "L2: cdrom mount ok");
   expect_line(l2, "L2: cdrom blob " + iso_md5);
+  // Crash recovery: L1 killed bh-ide six times during writes with fsync and direct reads.
+  for (int kill = 1; kill <= 6; ++kill) expect_line(out, "LAB: ide killed bh-ide " + std::to_string(kill));
+  ASSERT_TRUE(std::regex_search(l2, m, std::regex(R"(L2: ide rounds (\d+))")));
+  const int rounds = std::stoi(m[1]);
+  for (int round = 1; round <= rounds; ++round) expect_line(l2, "L2: ide round " + std::to_string(round) + " verifies");
+  EXPECT_EQ(l2.find("differs"), std::string::npos);
+  EXPECT_EQ(l2.find("write failed"), std::string::npos);
+  expect_line(l2, "L2: ide kernel errors 0");
+  expect_line(l2, "restarted it (6 restarts");
   expect_line(l2, "L2: dhcp 10.0.2.15 via 10.0.2.2");
   ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(LAB: ide blob ([0-9a-f]{32}))")));
   expect_line(l2, "L2: user blob " + m[1].str());

@@ -84,6 +84,33 @@ TEST_F(RecoveryTest, ScsiDiskVerifiesEveryRequestWhileItsProcessIsKilledTwentyTi
   EXPECT_EQ(count(vm.err(), "error"), 0u) << vm.err();
 }
 
+// DMA and PIO writes, flushes and read-backs on an IDE disk while bh-ide is killed twenty
+// times: the core keeps the controller's state page, the next process resumes the command the
+// dead one was in (guest/scenarios/ide.cc, ide-verify).
+TEST_F(RecoveryTest, AnIdeDiskVerifiesEveryCommandWhileItsProcessIsKilledTwentyTimes) {
+  constexpr int kKills = 20;
+  // 120 rounds of about 0.4 s: more than the 3 + 3 * kKills the kills take.
+  Subprocess vm(run_args({"--disk", image() + ",bus=ide", "--device-restarts", "100/60", "--cmdline", "ide-verify=120"}),
+                false);
+  ASSERT_TRUE(vm.wait_for("ide-verify round=3\r\n", 60s)) << vm.err();
+  ASSERT_NO_FATAL_FAILURE(kill_repeatedly(vm, "bh-ide", kKills, "ide-verify round=", 3));
+  pid_t restarted = wait_for_role(vm, "bh-ide");
+  ASSERT_GT(restarted, 0);
+  EXPECT_EQ(proc_status(restarted, "Seccomp"), "2");
+  EXPECT_EQ(proc_status(restarted, "CapEff"), "0000000000000000");
+  EXPECT_EQ(vm.wait(120s), 0) << vm.err();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(vm.out(), m, std::regex("BH-RESULT ide-verify (\\w+) rounds=120 commands=(\\d+) "
+                                                        "errors=(\\d+) mismatches=(\\d+)")))
+      << vm.out();
+  EXPECT_EQ(m[1], "ok");
+  EXPECT_EQ(m[2], "1320") << "every command ran once";
+  EXPECT_EQ(m[3], "0") << "the guest saw a command fail";
+  EXPECT_EQ(m[4], "0") << "data read back differs from what was written";
+  EXPECT_EQ(count(vm.err(), "restarted it ("), static_cast<size_t>(kKills)) << vm.err();
+  EXPECT_EQ(count(vm.err(), "error"), 0u) << vm.err();
+}
+
 // A sequenced UDP stream through user-mode networking while bh-virtio-net is killed ten
 // times: bh-slirp lives on, so only frames in flight are lost (the guest sends those again
 // and counts them), and no echo comes back corrupted.

@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "common/error.h"
 #include "device-procs/ide/ata.h"
 #include "device-procs/ide/cdrom.h"
 #include "device-procs/ide/ide_channel.h"
@@ -93,10 +94,13 @@ TEST(PrdTable, ZeroMeans64KiBAndATableWithoutEndIsCut) {
 class IdeChannelTest : public ::testing::Test {
  protected:
   static constexpr uint64_t kDiskBytes = 1 << 20;
-  void make(bool with_cdrom, bool read_only = false) {
+  void make(bool with_cdrom, bool read_only = false) { channel_ = another_channel(with_cdrom, read_only); }
+  // A channel on the same images: what a restarted device process builds.
+  std::unique_ptr<IdeChannel> another_channel(bool with_cdrom, bool read_only = false) {
+    if (!image_) image_ = memory_file(kDiskBytes);
     std::array<IdeDrive, 2> drives;
     drives[0].kind = IdeDrive::Kind::kDisk;
-    drives[0].backend = std::make_unique<BlockBackend>(memory_file(kDiskBytes), kDiskBytes, 8);
+    drives[0].backend = std::make_unique<BlockBackend>(UniqueFd(::dup(image_.get())), kDiskBytes, 8);
     drives[0].read_only = read_only;
     drives[0].disk = {kDiskBytes / 512, "SERIAL0", "BULKHEAD HARDDISK", {}, 0, true, {}};
     if (with_cdrom) {
@@ -105,7 +109,7 @@ class IdeChannelTest : public ::testing::Test {
       drives[1].cdrom = std::make_unique<Cdrom>(64 * 2048);
       drives[1].read_only = true;
     }
-    channel_ = std::make_unique<IdeChannel>(std::move(drives), dma_, counters_);
+    return std::make_unique<IdeChannel>(std::move(drives), dma_, counters_);
   }
   static UniqueFd memory_file(uint64_t bytes) {
     UniqueFd fd(::memfd_create("image", MFD_CLOEXEC));
@@ -122,6 +126,27 @@ class IdeChannelTest : public ::testing::Test {
     set(ata::kLbaHigh, static_cast<uint8_t>(lba >> 16));
     set(ata::kStatusCommand, opcode);
   }
+  std::vector<uint8_t> image_bytes(uint64_t offset, size_t n) {
+    std::vector<uint8_t> out(n);
+    EXPECT_EQ(::pread(image_.get(), out.data(), n, static_cast<off_t>(offset)), static_cast<ssize_t>(n));
+    return out;
+  }
+  static std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
+    std::vector<uint8_t> v(n);
+    for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(i * 7 + seed);
+    return v;
+  }
+  // The channel's state as its state page would hold it, and its bulk area.
+  void keep_state(IdeChannel& channel) { channel.keep_state_in(bulk_); }
+  // The restarted process: a new channel that takes over `saved` and resumes it.
+  void restart_from(const IdeChannel::Saved& saved) {
+    channel_ = another_channel(false);
+    keep_state(*channel_);
+    channel_->restore(saved);
+    channel_->resume();
+  }
+  UniqueFd image_;
+  std::vector<uint8_t> bulk_ = std::vector<uint8_t>(IdeChannel::kBulkBytes);
   DmaAccess dma_;
   IdeCounters counters_;
   std::unique_ptr<IdeChannel> channel_;
@@ -197,6 +222,111 @@ TEST_F(IdeChannelTest, AReadOnlyDiskAbortsWritesAndDmaNeedsBusMastering) {
   EXPECT_EQ(reg(ata::kStatusCommand) & ata::status::kErr, ata::status::kErr);
   EXPECT_EQ(counters_.dma_refused, 1u);
   EXPECT_EQ(channel_->read_bus_master(IdeChannel::kBmStatus, 1) & 0x02, 0x02) << "the engine's error bit";
+}
+
+// Crash recovery: a channel's image I/O waits for the commit of the state that asks for it,
+// and a new channel resumes a committed state: a PIO write half done, a read half consumed,
+// a write the dead process was waiting for.
+TEST_F(IdeChannelTest, ImageIoWaitsForTheCommitOfTheStateThatAsksForIt) {
+  make(false);
+  keep_state(*channel_);
+  const std::vector<uint8_t> data = pattern(512, 1);
+  command(0, 1, 10, ata::cmd::kWriteSectors);
+  channel_->write_data(data);
+  EXPECT_EQ(reg(ata::kStatusCommand) & ata::status::kBsy, ata::status::kBsy);
+  EXPECT_NE(image_bytes(10 * 512, 512), data) << "written before the state was committed";
+  channel_->save();
+  channel_->release_io();
+  EXPECT_EQ(image_bytes(10 * 512, 512), data);
+  EXPECT_EQ(reg(ata::kStatusCommand), ata::status::kDrdy | ata::status::kDsc);
+}
+
+TEST_F(IdeChannelTest, ARestartedChannelFinishesAPioWriteFromItsCommittedHalf) {
+  make(false);
+  keep_state(*channel_);
+  const std::vector<uint8_t> data = pattern(1024, 2);
+  command(0, 2, 20, ata::cmd::kWriteSectors);
+  channel_->write_data({data.data(), 300});
+  IdeChannel::Saved committed = channel_->save();
+  channel_->write_data({data.data() + 300, 100});  // handled, never committed: the core sends it again
+  restart_from(committed);
+  channel_->write_data({data.data() + 300, 512 - 300});
+  channel_->save();
+  channel_->release_io();  // the first sector is written; DRQ for the second
+  channel_->write_data({data.data() + 512, 512});
+  channel_->save();
+  channel_->release_io();
+  EXPECT_EQ(reg(ata::kStatusCommand), ata::status::kDrdy | ata::status::kDsc);
+  EXPECT_EQ(image_bytes(20 * 512, 1024), data);
+}
+
+TEST_F(IdeChannelTest, ARestartedChannelGoesOnWithAPioReadWhereTheCommitLeftIt) {
+  make(false);
+  const std::vector<uint8_t> data = pattern(4 * 512, 3);
+  ASSERT_EQ(::pwrite(image_.get(), data.data(), data.size(), 30 * 512), static_cast<ssize_t>(data.size()));
+  keep_state(*channel_);
+  command(0, 4, 30, ata::cmd::kReadSectors);
+  channel_->save();
+  channel_->release_io();  // the chunk is read now
+  std::vector<uint8_t> back(data.size());
+  channel_->read_data({back.data(), 768});
+  IdeChannel::Saved committed = channel_->save();
+  std::vector<uint8_t> lost(512);
+  channel_->read_data(lost);  // its answer never reached the guest
+  restart_from(committed);
+  channel_->read_data({back.data() + 768, back.size() - 768});
+  EXPECT_EQ(back, data);
+  EXPECT_EQ(reg(ata::kStatusCommand), ata::status::kDrdy | ata::status::kDsc);
+  EXPECT_EQ(counters_.stray_data, 0u);
+}
+
+TEST_F(IdeChannelTest, ARestartedChannelIssuesTheWriteTheDeadOneWaitedFor) {
+  make(false);
+  keep_state(*channel_);
+  const std::vector<uint8_t> data = pattern(512, 4);
+  command(0, 1, 40, ata::cmd::kWriteSectors);
+  channel_->write_data(data);
+  IdeChannel::Saved committed = channel_->save();  // the process dies before it issues the write
+  restart_from(committed);
+  EXPECT_EQ(reg(ata::kStatusCommand) & ata::status::kBsy, ata::status::kBsy);
+  channel_->save();
+  channel_->release_io();
+  EXPECT_EQ(image_bytes(40 * 512, 512), data);
+  EXPECT_EQ(reg(ata::kStatusCommand), ata::status::kDrdy | ata::status::kDsc);
+}
+
+// The next process checks what the page says like any input.
+TEST_F(IdeChannelTest, AnInconsistentSavedStateIsRefused) {
+  make(false);
+  keep_state(*channel_);
+  command(0, 2, 20, ata::cmd::kWriteSectors);
+  const IdeChannel::Saved good = channel_->save();
+  auto refused = [&](IdeChannel::Saved bad, const char* why) {
+    std::unique_ptr<IdeChannel> next = another_channel(false);
+    keep_state(*next);
+    EXPECT_THROW(next->restore(bad), InputError) << why;
+  };
+  IdeChannel::Saved bad = good;
+  bad.pos = bad.end + 1;
+  refused(bad, "a position past the block");
+  bad = good;
+  bad.buffer_size = IdeChannel::kBufferBytes + 1;
+  refused(bad, "a buffer larger than its slot");
+  bad = good;
+  bad.phase = 200;
+  refused(bad, "no such phase");
+  bad = good;
+  bad.lba = kDiskBytes / 512;
+  refused(bad, "a transfer past the end of the disk");
+  bad = good;
+  bad.has_command = 0;
+  refused(bad, "PIO out without its command");
+  std::unique_ptr<IdeChannel> with_cdrom = another_channel(true);
+  keep_state(*with_cdrom);
+  EXPECT_THROW(with_cdrom->restore(good), InputError) << "other drives";
+  std::unique_ptr<IdeChannel> next = another_channel(false);
+  keep_state(*next);
+  EXPECT_NO_THROW(next->restore(good));
 }
 
 }  // namespace

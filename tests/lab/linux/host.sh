@@ -30,6 +30,15 @@ echo "LAB: L1 $(grep -m1 ' T _text$' /proc/kallsyms)"
     done
   done ) &
 
+# Kills process NAME COUNT times (default 6), 0.8 s apart, and says so: "LAB: LABEL killed NAME I".
+#   sh /tmp/kill.sh NAME [COUNT [LABEL]]
+cat > /tmp/kill.sh <<'KILL'
+for i in $(seq ${2:-6}); do
+  sleep 0.8
+  kill -9 $(pidof $1) && echo "LAB: ${3:-recovery} killed $1 $i"
+done
+KILL
+
 # Drives the console of VM $vm, /tmp/NAME.sock (logged to /tmp/NAME.log), through
 # bh-lab-console's steps; stops the VM if the conversation fails, then waits for it. Prints
 # "LAB: NAME console RC" and "LAB: NAME exit RC".
@@ -149,7 +158,8 @@ sed 's/^/E1K| /' /tmp/e1000.log /tmp/e1000.err
 }
 
 # A complete full-virtualization VM (Debian's generic kernel): an ext4 disk and a sparse 200 GiB
-# disk on IDE, the test's ISO on the IDE CD-ROM, an e1000 on user-mode networking, ttyS0.
+# disk on IDE, the test's ISO on the IDE CD-ROM, an e1000 on user-mode networking, ttyS0. When
+# L2 starts its recovery rounds, L1 kills bh-ide six times.
 ide() {
 ip link set lo up
 mkdir -p /tmp/www
@@ -158,10 +168,15 @@ echo "LAB: ide blob $(md5sum < /tmp/www/blob)"
 pidof httpd > /dev/null || httpd -p 8000 -h /tmp/www
 truncate -s 64M /tmp/ide.img
 truncate -s 200G /tmp/ide-big.img
-timeout 400 $B/bulkhead run --name ide --mode full --kernel $G/generic-vmlinuz --initrd $G/ide.gz --memory 256M --vcpu-pin $PIN1 \
-  --disk /tmp/ide.img --disk /tmp/ide-big.img --cdrom $G/cd.iso --net user --cmdline "console=ttyS0" \
+( for i in $(seq 2000); do grep -q L2-IDE-WRITING /tmp/ide.log 2>/dev/null && break; sleep 0.2; done
+  sh /tmp/kill.sh bh-ide 6 ide ) > /tmp/ide-kill.log 2>&1 &
+killer=$!
+timeout 460 $B/bulkhead run --name ide --mode full --kernel $G/generic-vmlinuz --initrd $G/ide.gz --memory 256M --vcpu-pin $PIN1 \
+  --disk /tmp/ide.img --disk /tmp/ide-big.img --cdrom $G/cd.iso --net user --device-restarts 20/60 --cmdline "console=ttyS0" \
   --serial file=/tmp/ide.log > /tmp/ide.err 2>&1
 echo "LAB: ide exit $?"
+kill $killer 2>/dev/null; wait $killer
+cat /tmp/ide-kill.log
 sed 's/^/IDE| /' /tmp/ide.log /tmp/ide.err
 /usr/sbin/e2fsck -fn /tmp/ide.img > /tmp/ide-fsck.log 2>&1
 echo "LAB: ide e2fsck $?"
@@ -201,12 +216,6 @@ mkdir -p /tmp/www
 dd if=/dev/urandom of=/tmp/www/blob bs=64k count=128 2>/dev/null
 echo "LAB: recovery blob $(md5sum < /tmp/www/blob)"
 pidof httpd > /dev/null || httpd -p 8000 -h /tmp/www
-cat > /tmp/kill.sh <<'KILL'
-for i in $(seq ${2:-6}); do
-  sleep 0.8
-  kill -9 $(pidof $1) && echo "LAB: recovery killed $1 $i"
-done
-KILL
 $B/bulkhead run --name recovery --kernel $G/cloud-vmlinux --initrd $G/recovery.gz --memory 384M --vcpu-pin $PIN1 \
   --disk /tmp/rec.img --net user --device-restarts 20/60 --cmdline "console=ttyS0" --serial unix=/tmp/recovery.sock \
   > /tmp/recovery.err 2>&1 &
