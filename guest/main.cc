@@ -29,6 +29,7 @@ constexpr Scenario kScenarios[] = {
     {"bench-balloon", scenario_bench_balloon}, {"idle", scenario_idle}, {"serial-probe", scenario_serial_probe},
     {"fill", scenario_fill},             {"scsi-verify", scenario_scsi_verify},
     {"net-verify", scenario_net_verify},     {"balloon-cycle", scenario_balloon_cycle},
+    {"balloon-follow", scenario_balloon_follow},
 };
 constexpr const char* kDefaultScenarios = "hello smp";
 constexpr uint8_t kStatusFailed = 3;

@@ -63,6 +63,7 @@ bool scenario_idle(const char* arg, Context& context);
 bool scenario_scsi_verify(const char* arg, Context& context);
 bool scenario_net_verify(const char* arg, Context& context);
 bool scenario_balloon_cycle(const char* arg, Context& context);
+bool scenario_balloon_follow(const char* arg, Context& context);
 bool scenario_fill(const char* arg, Context& context);
 
 }  // namespace guest

@@ -4,6 +4,7 @@
 #include <poll.h>
 
 #include <CLI/CLI.hpp>
+#include <fmt/core.h>
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -16,6 +17,7 @@
 #include "common/error.h"
 #include "ipc/ctl.pb.h"
 #include "launcher/ctl_socket.h"
+#include "launcher/options.h"
 
 namespace bulkhead::launcher {
 
@@ -80,6 +82,14 @@ ctl::Request request_for(const CtlOptions& o) {
   else if (o.command == "events") r.mutable_events();
   else if (o.command == "pause") r.mutable_pause();
   else if (o.command == "resume") r.mutable_resume();
+  else if (o.command == "balloon-stats") r.mutable_balloon_stats();
+  else if (o.command == "balloon") {
+    try {
+      r.mutable_balloon()->set_target_bytes(parse_memory_size(o.balloon_target));
+    } catch (const InputError& e) {
+      throw InputError(std::string("balloon: ") + e.what());
+    }
+  }
   return r;
 }
 
@@ -125,6 +135,12 @@ std::pair<CLI::App*, CLI::App*> add_ctl_commands(CLI::App& app, CtlOptions& o) {
   command("events", "Stream crash, restart, pause and VM-stopped events until the VM ends");
   command("pause", "Stop every vCPU and the guest's clock; answers once they have stopped");
   command("resume", "Let a paused VM's vCPUs run again");
+  command("balloon", "Ask the guest's balloon driver to leave the guest SIZE of memory (as QEMU's `balloon`); the "
+                     "rest goes back to the host")
+      ->add_option("size", o.balloon_target, "The memory the guest is to keep, e.g. 96M")
+      ->required();
+  command("balloon-stats", "The VM's memory, the balloon's target, what the guest keeps now, and the memory "
+                           "statistics its driver last sent");
 
   CLI::App* list = app.add_subcommand("list", "List the VMs running on this host.");
   list->add_option("--state-root", o.state_root, "Where the VMs' state directories are")->capture_default_str();
@@ -135,8 +151,9 @@ std::pair<CLI::App*, CLI::App*> add_ctl_commands(CLI::App& app, CtlOptions& o) {
 int run_ctl(const CtlOptions& o) {
   if (!o.vm && !o.socket) throw InputError("bulkhead ctl needs --vm NAME or --socket PATH");
   std::string path = o.socket ? *o.socket : control_socket_path(o.state_root, *o.vm);
+  ctl::Request request = request_for(o);  // bad arguments fail before the VM is asked
   ipc::ControlChannel channel = connect_control_socket(path);
-  ctl::Reply reply = ask(channel, request_for(o));
+  ctl::Reply reply = ask(channel, request);
   if (!reply.ok()) throw InputError(reply.error());
   if (o.json) std::printf("%s\n", json_of(reply).c_str());
   if (o.command == "status" && !o.json) print_status(reply, true);
@@ -144,6 +161,16 @@ int run_ctl(const CtlOptions& o) {
   if (o.command == "restart-device" && !o.json) std::printf("restarting %s\n", o.device.c_str());
   if ((o.command == "pause" || o.command == "resume") && !o.json)
     std::printf("VM %s %s\n", reply.vm().c_str(), reply.state().c_str());
+  if ((o.command == "balloon" || o.command == "balloon-stats") && !o.json) {
+    const ctl::BalloonState& b = reply.balloon();
+    fmt::print("VM {}: memory {} MiB, target {} MiB, the guest keeps {} MiB ({} MiB in the balloon)\n", reply.vm(),
+               b.memory_bytes() >> 20, b.target_bytes() >> 20, b.guest_bytes() >> 20,
+               (b.memory_bytes() - b.guest_bytes()) >> 20);
+    if (o.command == "balloon-stats" && !b.stats_missing().empty())
+      fmt::print("guest memory statistics: none ({})\n", b.stats_missing());
+    else if (o.command == "balloon-stats")
+      for (const ctl::BalloonState::Stat& stat : b.guest_stats()) fmt::print("  {:<20} {}\n", stat.name(), stat.value());
+  }
   if (o.command == "stop" || o.command == "kill") {
     std::fflush(stdout);
     auto patience = std::chrono::seconds(o.command == "stop" ? o.timeout_s + 10 : 10);

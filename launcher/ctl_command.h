@@ -17,9 +17,10 @@ struct CtlOptions {
   std::optional<std::string> socket;  // --socket PATH
   std::string state_root = "/run/bulkhead";
   bool json = false;
-  std::string command;                // status, devices, stop, kill, restart-device, events
+  std::string command;                // the subcommand's name: status, devices, stop, ...
   uint32_t timeout_s = 30;            // stop: until the hard stop
   std::string device;                 // restart-device
+  std::string balloon_target;         // balloon: the memory the guest is to keep, as typed
 };
 
 // Adds `ctl` and `list` to `app`; returns them (in that order) for the caller's dispatch.

@@ -23,9 +23,22 @@ constexpr auto kQuickCrash = std::chrono::seconds(1);
 constexpr auto kFirstBackoff = std::chrono::milliseconds(10), kMaxBackoff = std::chrono::milliseconds(1000);
 
 constexpr size_t kMaxCtlClients = 16;
+// A device process's answer to a query (DeviceReport): how long it may take, and its bounds.
+constexpr auto kDeviceReportTimeout = std::chrono::seconds(1);
+constexpr size_t kMaxReportValues = 32, kMaxReportName = 32, kMaxReportError = 200;
 
 std::string plural(size_t n, const char* what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); }
 }  // namespace
+
+bool well_formed(const ipc::DeviceReport& report) {
+  auto plain = [](const std::string& name) {
+    return !name.empty() && name.size() <= kMaxReportName &&
+           name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos;
+  };
+  return report.values_size() <= static_cast<int>(kMaxReportValues) && report.error().size() <= kMaxReportError &&
+         std::all_of(report.values().begin(), report.values().end(),
+                     [&](const ipc::DeviceReport::Value& v) { return plain(v.name()); });
+}
 
 Supervisor::Supervisor(SupervisedVm vm, UniqueFd signals)
     : name_(std::move(vm.name)),
@@ -60,6 +73,7 @@ bool Supervisor::on_core_message() {
     emit(paused_ ? ipc::ctl::Event::PAUSED : ipc::ctl::Event::RESUMED, "", paused_ ? "every vCPU stopped" : "the vCPUs run again");
     answer_waiting_clients();
   }
+  if (event.has_balloon()) on_balloon_state(event.balloon());
   return true;
 }
 
@@ -93,6 +107,7 @@ void Supervisor::tell_core(const ipc::CoreRequest& request, std::span<const int>
 }
 
 void Supervisor::on_device_exit(Device& d) {
+  give_up_queries(d, d.process.role + " exited", true);
   // A device exits on its own (status 0) when its socket to the core hangs up: the core is
   // ending, unless the core reported it lost first.
   bool crashed = !WIFEXITED(d.process.wait_status) || WEXITSTATUS(d.process.wait_status) != 0 || d.lost_reported;
@@ -170,8 +185,10 @@ int Supervisor::next_deadline_ms() const {
     int ms = static_cast<int>(std::max<long long>(left, 0));
     if (soonest < 0 || ms < soonest) soonest = ms;
   };
-  for (const Device& d : devices_)
+  for (const Device& d : devices_) {
     if (d.state == Device::State::kRestarting) consider(d.restart_at);
+    for (const Device::Query& q : d.queries) consider(q.deadline);
+  }
   if (hard_stop_at_) consider(*hard_stop_at_);
   return soonest;
 }
@@ -255,6 +272,82 @@ void Supervisor::answer_waiting_clients() {
   }
 }
 
+void Supervisor::reply_to(uint64_t client_id, const ipc::ctl::Reply& reply) {
+  auto client = std::find_if(clients_.begin(), clients_.end(), [&](const CtlClient& c) { return c.id == client_id; });
+  if (client != clients_.end()) this->reply(*client, reply);
+}
+
+void Supervisor::on_balloon_state(const ipc::BalloonState& state) {
+  if (balloon_asks_.empty()) return;
+  BalloonAsk ask = balloon_asks_.front();
+  balloon_asks_.pop_front();
+  ipc::ctl::Reply done;
+  done.set_version(ipc::ctl::CURRENT);
+  if (!state.error().empty()) {
+    done.set_error(state.error());
+    return reply_to(ask.client, done);
+  }
+  done.set_ok(true);
+  describe(done);
+  ipc::ctl::BalloonState* balloon = done.mutable_balloon();
+  balloon->set_memory_bytes(state.memory_bytes());
+  balloon->set_target_bytes(state.target_bytes());
+  balloon->set_guest_bytes(state.guest_bytes());
+  if (!ask.stats) return reply_to(ask.client, done);
+  auto device = std::find_if(devices_.begin(), devices_.end(), [&](const Device& d) { return d.slot == state.device(); });
+  if (device == devices_.end() || device->state != Device::State::kRunning || device->process.reaped ||
+      !device->process.control) {
+    balloon->set_stats_missing(state.device() + " is not running");
+    return reply_to(ask.client, done);
+  }
+  ipc::DeviceQuery query;
+  query.set_id(next_query_id_++);
+  query.set_balloon_stats(true);
+  try {
+    device->process.control->send(query);
+  } catch (const std::exception& e) {
+    balloon->set_stats_missing(std::string("cannot ask ") + device->process.role + ": " + e.what());
+    return reply_to(ask.client, done);
+  }
+  device->queries.push_back({query.id(), ask.client, std::move(done), Clock::now() + kDeviceReportTimeout});
+}
+
+void Supervisor::on_device_report(Device& d) {
+  ipc::DeviceReport report;
+  std::vector<UniqueFd> unwanted;
+  try {
+    if (!d.process.control->receive(report, unwanted)) return give_up_queries(d, d.process.role + " exited", true);
+  } catch (const std::exception&) {
+    return give_up_queries(d, d.process.role + " sent a malformed report", true);
+  }
+  auto query = std::find_if(d.queries.begin(), d.queries.end(), [&](const Device::Query& q) { return q.id == report.id(); });
+  if (query == d.queries.end()) return;  // one given up on already, or made up
+  ipc::ctl::BalloonState* balloon = query->reply.mutable_balloon();
+  if (!well_formed(report)) {
+    balloon->set_stats_missing(d.process.role + " sent a malformed report");
+  } else if (!report.error().empty()) {
+    balloon->set_stats_missing(report.error());
+  } else {
+    for (const ipc::DeviceReport::Value& v : report.values()) {
+      ipc::ctl::BalloonState::Stat* stat = balloon->add_guest_stats();
+      stat->set_name(v.name());
+      stat->set_value(v.value());
+    }
+  }
+  reply_to(query->client, query->reply);
+  d.queries.erase(query);
+}
+
+void Supervisor::give_up_queries(Device& d, const std::string& why, bool all) {
+  Clock::time_point now = Clock::now();
+  std::erase_if(d.queries, [&](Device::Query& q) {
+    if (!all && now < q.deadline) return false;
+    q.reply.mutable_balloon()->set_stats_missing(why);
+    reply_to(q.client, q.reply);
+    return true;
+  });
+}
+
 void Supervisor::reply(CtlClient& client, const ipc::ctl::Reply& reply) {
   try {
     client.channel.send(reply);
@@ -315,6 +408,23 @@ std::optional<ipc::ctl::Reply> Supervisor::answer(const ipc::ctl::Request& reque
       }
       ask_core_to_pause(pause);
       client.awaiting_core = true;
+      return std::nullopt;
+    }
+    case R::kBalloon:
+    case R::kBalloonStats: {
+      if (vm_ending()) {
+        reply.set_error("the VM is stopping");
+        break;
+      }
+      if (!core_ready_) {
+        reply.set_error("the VM is still starting");
+        break;
+      }
+      ipc::CoreRequest ask;
+      if (request.has_balloon()) ask.mutable_balloon()->set_target_bytes(request.balloon().target_bytes());
+      else ask.mutable_balloon();
+      tell_core(ask);
+      balloon_asks_.push_back({client.id, request.has_balloon_stats()});
       return std::nullopt;
     }
     case R::kRestartDevice: {
@@ -397,6 +507,9 @@ int Supervisor::run() {
     for (auto& h : helpers_) fds.push_back({h.pidfd.get(), h.reaped ? short{0} : short{POLLIN}, 0});
     size_t first_client = fds.size();
     for (auto& c : clients_) fds.push_back({c.channel.fd(), POLLIN, 0});
+    size_t first_report = fds.size();  // device processes that owe a DeviceReport
+    for (auto& d : devices_)
+      fds.push_back({d.queries.empty() || !d.process.control ? -1 : d.process.control->fd(), POLLIN, 0});
     // poll() over descriptors this supervisor owns.
     if (::poll(fds.data(), fds.size(), next_deadline_ms()) < 0 && errno != EINTR) throw_errno("poll");
     if (fds[0].revents & POLLIN) {
@@ -424,9 +537,16 @@ int Supervisor::run() {
       if (fds[first_client + i].revents & POLLIN) on_ctl_request(clients_[i]);
       else if (fds[first_client + i].revents) clients_[i].gone = true;
     }
+    for (size_t i = 0; i < devices_.size(); ++i) {
+      Device& d = devices_[i];
+      if (fds[first_report + i].revents && !d.queries.empty()) on_device_report(d);
+      give_up_queries(d, d.process.role + " did not answer within " + std::to_string(kDeviceReportTimeout.count()) + " s",
+                      false);
+    }
     std::erase_if(clients_, [](const CtlClient& c) { return c.gone; });
     if ((fds[3].revents & POLLIN) && clients_.size() < kMaxCtlClients)
-      if (std::optional<ipc::ControlChannel> client = ctl_->accept()) clients_.push_back({std::move(*client)});
+      if (std::optional<ipc::ControlChannel> client = ctl_->accept())
+        clients_.push_back({.channel = std::move(*client), .id = next_client_id_++});
     if (hard_stop_at_ && Clock::now() >= *hard_stop_at_ && stopped_by_.empty()) {
       stopped_by_ = "bulkhead ctl stop (the guest did not power off within " + std::to_string(hard_stop_after_s_) + " s)";
       kill_all();

@@ -19,6 +19,11 @@
 
 namespace bulkhead::launcher {
 
+// Whether a device process's answer to a query has the shape the supervisor passes on: a few
+// values with short plain names (lower-case letters, digits, '-') and a short error. It is a
+// confined process's word, and the operator's terminal shows it.
+bool well_formed(const ipc::DeviceReport& report);
+
 // One device process of the VM.
 struct SupervisedDevice {
   RoleProcess process;
@@ -57,12 +62,20 @@ class Supervisor {
     bool restart_requested = false;         // by `bulkhead ctl restart-device`: not a crash
     std::string lost_why;                   // ... and why, if not a plain hang-up
     std::string last_crash;                 // how it ended, for the restart's report
+    // `ctl balloon-stats` replies that wait for this process's DeviceReport.
+    struct Query {
+      uint64_t id, client;
+      ipc::ctl::Reply reply;
+      Clock::time_point deadline;
+    };
+    std::vector<Query> queries;
   };
   struct CtlClient {
     ipc::ControlChannel channel;
     bool events = false;  // streams Event messages
     bool gone = false;    // hung up, or stopped reading: dropped
     bool awaiting_core = false;  // asked to pause or resume: answered when the core has
+    uint64_t id = 0;             // in order of connection (balloon answers find their client)
   };
 
   bool on_core_message();
@@ -86,6 +99,13 @@ class Supervisor {
   // Sends the request; the core's RoleEvent.paused or .resumed answers it.
   void ask_core_to_pause(bool pause);
   void answer_waiting_clients();
+  // The core's answer to the oldest balloon request goes to the client that asked, if it is
+  // still there; for `balloon-stats`, after the balloon's process has added the guest's.
+  void on_balloon_state(const ipc::BalloonState& state);
+  void on_device_report(Device& device);
+  // Answers the device's queries that are past their deadline, or all of them, saying why.
+  void give_up_queries(Device& device, const std::string& why, bool all);
+  void reply_to(uint64_t client_id, const ipc::ctl::Reply& reply);
   void reply(CtlClient& client, const ipc::ctl::Reply& reply);
   ipc::ctl::Reply restart_device(const std::string& name);
   void describe(ipc::ctl::Reply& reply) const;
@@ -100,6 +120,13 @@ class Supervisor {
   RestartPolicy restarts_;
   std::optional<CtlListener> ctl_;
   std::vector<CtlClient> clients_;
+  uint64_t next_client_id_ = 1;
+  struct BalloonAsk {
+    uint64_t client;
+    bool stats;  // balloon-stats: the guest's statistics too
+  };
+  std::deque<BalloonAsk> balloon_asks_;  // balloon requests the core has not answered
+  uint64_t next_query_id_ = 1;
   UniqueFd signals_;
   bool core_ready_ = false;  // it built the VM: it can reconnect devices from now on
   bool paused_ = false;      // the core said so

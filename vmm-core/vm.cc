@@ -201,6 +201,12 @@ void Vm::on_supervisor_request(ipc::ControlChannel& control) {
     acpi_pm_->press_power_button();
     return;
   }
+  if (request.has_balloon()) {
+    ipc::RoleEvent event;
+    *event.mutable_balloon() = balloon(request.balloon());
+    control.send(event);
+    return;
+  }
   if (request.has_pause() || request.has_resume()) {
     ipc::RoleEvent event;
     if (request.has_pause()) {
@@ -214,6 +220,47 @@ void Vm::on_supervisor_request(ipc::ControlChannel& control) {
     return;
   }
   on_reconnect_or_failure(control, request, fds);
+}
+
+ipc::BalloonState Vm::balloon(const ipc::BalloonRequest& request) {
+  // virtio 1.x 5.5.4: the device's num_pages (what the balloon is to hold), then the driver's
+  // actual, both in 4 KiB pages.
+  constexpr uint32_t kNumPages = 0, kActual = 4;
+  constexpr uint64_t kPage = 4096;
+  ipc::BalloonState state;
+  auto device = std::find_if(virtio_devices_.begin(), virtio_devices_.end(),
+                             [](const VirtioSlot& d) { return d.backend->device_type() == 5; });
+  if (device == virtio_devices_.end()) {
+    state.set_error("this VM has no balloon (bulkhead run --balloon on)");
+    return state;
+  }
+  uint64_t ram = memory_.size();
+  if (request.has_target_bytes()) {
+    uint64_t keep = request.target_bytes();
+    if (keep == 0 || keep > ram || keep % kPage) {
+      state.set_error("the balloon's target must be a multiple of 4K, more than 0 and at most the VM's memory (" +
+                      std::to_string(ram >> 20) + "M)");
+      return state;
+    }
+    auto pages = static_cast<uint32_t>((ram - keep) / kPage);  // RAM is far below 16 TiB
+    uint8_t bytes[4];
+    std::memcpy(bytes, &pages, 4);  // virtio's configuration is little-endian, as x86
+    device->backend->set_device_config(kNumPages, bytes);
+    device->pci->config_changed(false);
+    spdlog::info("the balloon's target is now {} MiB for the guest ({} MiB in the balloon)", keep >> 20,
+                 uint64_t{pages} * kPage >> 20);
+  }
+  uint8_t config[8] = {};
+  device->backend->read_config(kNumPages, config);
+  uint32_t num_pages, actual;
+  std::memcpy(&num_pages, config + kNumPages, 4);
+  std::memcpy(&actual, config + kActual, 4);
+  state.set_device(device->backend->name());
+  state.set_memory_bytes(ram);
+  state.set_target_bytes(ram - std::min<uint64_t>(ram, num_pages * kPage));
+  // A hostile driver may claim any actual: what it keeps is at least nothing.
+  state.set_guest_bytes(ram - std::min<uint64_t>(ram, actual * kPage));
+  return state;
 }
 
 void Vm::on_reconnect_or_failure(ipc::ControlChannel& control, const ipc::CoreRequest& request,

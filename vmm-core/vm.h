@@ -47,6 +47,9 @@ class Vm {
   // restarts it.
   void report_lost(ipc::ControlChannel& control, const std::string& name, uint32_t generation, const std::string& why);
   void on_reconnect_or_failure(ipc::ControlChannel& control, const ipc::CoreRequest& request, std::vector<UniqueFd>& fds);
+  // `bulkhead ctl balloon` and `balloon-stats`: sets the balloon's target if asked, and
+  // returns its state (or why not).
+  ipc::BalloonState balloon(const ipc::BalloonRequest& request);
   // `bulkhead ctl pause` and `resume`: the vCPUs and the guest's clock stop and go on.
   void pause();
   void resume();

@@ -29,8 +29,23 @@ class VhostUserWork : public PolledWork {
 
 }  // namespace
 
+ipc::DeviceReport DeviceReports::answer(const ipc::DeviceQuery& query) const {
+  ipc::DeviceReport report;
+  if (answer_) report = answer_(query);
+  else report.set_error("this device has nothing to report");
+  report.set_id(query.id());
+  return report;
+}
+
 int run_device_process(const char* process_name, const char* role, ipc::DeviceConfig::KindCase kind,
                        const ServeDevice& serve) {
+  return run_device_process(process_name, role, kind,
+                            [&serve](const ipc::DeviceConfig& config, std::vector<UniqueFd>& fds, EventLoop& loop,
+                                     DeviceReports&) { serve(config, fds, loop); });
+}
+
+int run_device_process(const char* process_name, const char* role, ipc::DeviceConfig::KindCase kind,
+                       const ServeReportingDevice& serve) {
   init_process(process_name);
   try {
     ipc::ControlChannel control{UniqueFd(ipc::kControlFd)};
@@ -40,9 +55,19 @@ int run_device_process(const char* process_name, const char* role, ipc::DeviceCo
       throw InputError(std::string("no ") + role + " configuration received");
     policy::confine(start.confinement(), role, process_name);
     EventLoop loop;
-    // The launcher going away ends the device too.
-    loop.add(control.fd(), EPOLLRDHUP, [&loop](uint32_t) { loop.stop(); });
-    serve(start.device(), fds, loop);
+    DeviceReports reports;
+    loop.add(control.fd(), EPOLLIN | EPOLLRDHUP, [&](uint32_t events) {
+      ipc::DeviceQuery query;
+      std::vector<UniqueFd> unwanted;
+      try {
+        // The launcher going away ends the device too.
+        if ((events & ~EPOLLIN) || !control.receive(query, unwanted)) return loop.stop();
+        control.send(reports.answer(query));
+      } catch (const std::exception& e) {
+        spdlog::warn("cannot answer the supervisor: {}", e.what());
+      }
+    });
+    serve(start.device(), fds, loop, reports);
     return 0;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());

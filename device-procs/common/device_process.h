@@ -23,6 +23,25 @@ using ServeDevice = std::function<void(const ipc::DeviceConfig& config, std::vec
 int run_device_process(const char* process_name, const char* role, ipc::DeviceConfig::KindCase kind,
                        const ServeDevice& serve);
 
+// What a device process tells the supervisor when it asks (an ipc DeviceQuery on the control
+// socket): a device with something to tell sets the answer while it serves. Without one,
+// every query is answered with an error.
+class DeviceReports {
+ public:
+  using Answer = std::function<ipc::DeviceReport(const ipc::DeviceQuery&)>;
+  void answer_with(Answer answer) { answer_ = std::move(answer); }
+  ipc::DeviceReport answer(const ipc::DeviceQuery& query) const;
+
+ private:
+  Answer answer_;
+};
+
+using ServeReportingDevice =
+    std::function<void(const ipc::DeviceConfig& config, std::vector<UniqueFd>& fds, EventLoop& loop, DeviceReports& reports)>;
+
+int run_device_process(const char* process_name, const char* role, ipc::DeviceConfig::KindCase kind,
+                       const ServeReportingDevice& serve);
+
 // The socket to the core (or front-end) that `config` names; throws InputError if missing.
 UniqueFd take_core_socket(const ipc::DeviceConfig& config, std::vector<UniqueFd>& fds);
 

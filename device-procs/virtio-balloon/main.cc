@@ -9,7 +9,7 @@ using namespace bulkhead;
 int main() {
   return device::run_device_process(
       "bh-balloon", "virtio-balloon", ipc::DeviceConfig::kVirtioBalloon,
-      [](const ipc::DeviceConfig& config, std::vector<UniqueFd>& fds, EventLoop& loop) {
+      [](const ipc::DeviceConfig& config, std::vector<UniqueFd>& fds, EventLoop& loop, device::DeviceReports& reports) {
         const ipc::VirtioBalloonConfig& balloon = config.virtio_balloon();
         device::BalloonDevice::Options options;
         options.target_pages = balloon.target_pages();
@@ -20,6 +20,19 @@ int main() {
         device::BalloonDevice device(loop, options);
         vhost_user::Backend backend(device, loop, device::take_core_socket(config, fds));
         device.attach(backend);
+        // `bulkhead ctl balloon-stats`: the guest's statistics, as its driver last sent them.
+        reports.answer_with([&device](const ipc::DeviceQuery& query) {
+          ipc::DeviceReport report;
+          if (!query.balloon_stats()) report.set_error("bh-balloon reports only the guest's memory statistics");
+          else if (!device.counters().stats_updates) report.set_error("the guest's driver has sent no statistics yet");
+          for (size_t tag = 0; tag < device.stats().size() && query.balloon_stats(); ++tag) {
+            if (!device.stats()[tag]) continue;
+            ipc::DeviceReport::Value* value = report.add_values();
+            value->set_name(device::BalloonDevice::stat_name(tag));
+            value->set_value(*device.stats()[tag]);
+          }
+          return report;
+        });
         // Nothing to poll for: every request is done before the kick's callback returns.
         device::serve_vhost_user(backend, device, loop, std::chrono::microseconds(0));
         const auto& c = device.counters();

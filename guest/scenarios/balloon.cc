@@ -13,6 +13,10 @@
 //                           chance to merge; no balloon needed)
 //   balloon-cycle=ROUNDS    inflates and deflates 16 MiB per round while the host kills the
 //                           device's process: every page must come back zeroed
+//   balloon-follow=CHANGES  follows the device's target (`bulkhead ctl balloon`) through CHANGES
+//                           changes, as Linux's driver does: inflates or deflates to it, sets
+//                           actual; pages that come back must read zero and work again. Hands the
+//                           device one set of statistics first (swap-in=7, free=the pool)
 #include <string.h>
 
 #include "arch.h"
@@ -221,6 +225,48 @@ bool scenario_balloon_cycle(const char* arg, Context& context) {
   bool ok = not_returned == 0 && broken == 0 && refused == 0;
   print("BH-RESULT balloon-cycle %s rounds=%u pages=%lu not_returned=%lu broken=%lu refused=%lu\n", ok ? "ok" : "failed",
         rounds, pages, not_returned, broken, refused);
+  return ok;
+}
+
+bool scenario_balloon_follow(const char* arg, Context& context) {
+  VirtioBalloonDriver balloon;
+  if (!balloon.init()) {
+    print("BH-RESULT balloon-follow error=no-device\n");
+    return false;
+  }
+  Pool pool = free_pool(context.boot);
+  auto* pfns = static_cast<uint32_t*>(dma_alloc(pool.pages() * sizeof(uint32_t), 64));
+  list_pfns(pool, 0, pool.pages(), pfns);
+  uint32_t changes = static_cast<uint32_t>(parse_number(arg, 2)), held = 0, seen = balloon.target_pages();
+  uint64_t not_returned = 0, broken = 0, refused = 0, beyond_pool = 0;
+  give_stats(balloon, pool.size * 2, pool.size, 7);
+  print("BH-READY balloon-follow pages=%u pool=%lu\n", seen, pool.pages());
+  for (uint32_t change = 0; change <= changes;) {
+    uint32_t target = balloon.target_pages();
+    if (target > pool.pages()) {
+      ++beyond_pool;  // this guest gives only its free pool; a larger target is followed in part
+      target = static_cast<uint32_t>(pool.pages());
+    }
+    if (target > held) {
+      touch(pool, held, target - held);
+      refused += !balloon.inflate(pfns + held, target - held);
+    } else if (target < held) {
+      refused += !balloon.deflate(pfns + target, held - target);
+      for (uint64_t i = target; i < held; ++i) not_returned += *page_word(pool, i) != 0;
+      touch(pool, target, held - target);
+      for (uint64_t i = target; i < held; ++i) broken += *page_word(pool, i) != (0xb0a1100000000000ull | i);
+    }
+    if (target != held || change == 0) {
+      held = target;
+      balloon.set_actual_pages(held);
+      print("BH-PROGRESS balloon-follow change=%u pages=%u\n", change, held);
+      ++change;
+    }
+    for (int spin = 0; spin < 100000; ++spin) pause();  // polls num_pages about every millisecond
+  }
+  bool ok = not_returned == 0 && broken == 0 && refused == 0 && beyond_pool == 0;
+  print("BH-RESULT balloon-follow %s changes=%u pages=%u not_returned=%lu broken=%lu refused=%lu beyond_pool=%lu\n",
+        ok ? "ok" : "failed", changes, held, not_returned, broken, refused, beyond_pool);
   return ok;
 }
 

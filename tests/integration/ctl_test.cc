@@ -198,6 +198,8 @@ TEST_F(CtlTest, BadInputGetsAClearErrorAndANonZeroExit) {
   std::ofstream(ide_image, std::ios::binary).seekp((1 << 20) - 1).put('\0');
   Subprocess vm(vm_args("ctl3", {"--disk", ide_image + ",bus=ide", "--net", "user,model=e1000", "--cmdline", "echo"}), true);
   ASSERT_TRUE(vm.wait_for("BH-READY echo", 60s)) << vm.err();
+  EXPECT_EQ(run(ctl("ctl3", {"balloon", "32M"}), &out, &err), 2);
+  EXPECT_NE(err.find("this VM has no balloon (bulkhead run --balloon on)"), std::string::npos) << err;
   EXPECT_EQ(run(ctl("ctl3", {"restart-device", "nope"}), &out, &err), 2);
   EXPECT_NE(err.find("no device 'nope' in this VM (its devices: serial0, ide0, virtio-scsi0, e1000-0)"), std::string::npos)
       << err;
@@ -216,6 +218,61 @@ TEST_F(CtlTest, BadInputGetsAClearErrorAndANonZeroExit) {
   // The VM is gone, and so is its socket.
   EXPECT_EQ(run(ctl("ctl3", {"status"}), &out, &err), 2);
   EXPECT_NE(err.find("no VM control socket"), std::string::npos) << err;
+}
+
+// `ctl balloon` changes the device's num_pages and tells the driver (a configuration
+// interrupt; this guest's driver polls num_pages, Linux's takes the interrupt in the lab);
+// `balloon-stats` shows what the driver reports back. Bad sizes are refused before or by the core.
+TEST_F(CtlTest, BalloonSetsATargetTheGuestFollowsAndStatsShowIt) {
+  Subprocess vm(vm_args("ctl6", {"--memory", "128M", "--balloon", "on", "--cmdline", "balloon-follow=2"}), false);
+  ASSERT_TRUE(vm.wait_for("BH-PROGRESS balloon-follow change=0 pages=0", 60s)) << vm.out() << vm.err();
+  std::string out, err;
+  ASSERT_EQ(run(ctl("ctl6", {"balloon-stats"}), &out, &err), 0) << err;
+  EXPECT_NE(out.find("VM ctl6: memory 128 MiB, target 128 MiB, the guest keeps 128 MiB (0 MiB in the balloon)"),
+            std::string::npos) << out;
+  // The statistics the guest handed bh-balloon, through the supervisor's query to it.
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\n  swap-in +7\n  swap-out +0\n)"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\n  free +\d{7,}\n)"))) << out;
+
+  EXPECT_EQ(run(ctl("ctl6", {"balloon", "lots"}), &out, &err), 2);
+  EXPECT_NE(err.find("balloon: memory size 'lots' is not a size"), std::string::npos) << err;
+  EXPECT_EQ(run(ctl("ctl6", {"balloon", "1G"}), &out, &err), 2);
+  EXPECT_NE(err.find("must be a multiple of 4K, more than 0 and at most the VM's memory (128M)"), std::string::npos) << err;
+  EXPECT_EQ(run(ctl("ctl6", {"balloon", "4097B"}), &out, &err), 2);
+  EXPECT_NE(err.find("must be a multiple of 4K"), std::string::npos) << err;
+  EXPECT_EQ(run(ctl("ctl6", {"balloon", "0"}), &out, &err), 2);
+
+  // A balloon process that does not answer costs the request a second, not the supervisor.
+  std::map<std::string, pid_t> roles = roles_of(vm.pid());
+  ASSERT_TRUE(roles.count("bh-balloon"));
+  ASSERT_EQ(::kill(roles.at("bh-balloon"), SIGSTOP), 0);
+  ASSERT_EQ(run(ctl("ctl6", {"balloon-stats"}), &out, &err), 0) << err;
+  EXPECT_NE(out.find("guest memory statistics: none (bh-balloon did not answer within 1 s)"), std::string::npos) << out;
+  ASSERT_EQ(run(ctl("ctl6", {"status"}), &out, &err), 0) << err;
+  ASSERT_EQ(::kill(roles.at("bh-balloon"), SIGCONT), 0);
+  // Running again, it answers the next request (its late answer to the first is dropped: ids).
+  ASSERT_EQ(run(ctl("ctl6", {"balloon-stats"}), &out, &err), 0) << err;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\n  swap-in +7\n)"))) << out;
+
+  ASSERT_EQ(run(ctl("ctl6", {"balloon", "96M"}), &out, &err), 0) << err;
+  EXPECT_NE(out.find("target 96 MiB"), std::string::npos) << out;
+  ASSERT_TRUE(vm.wait_for("BH-PROGRESS balloon-follow change=1 pages=8192", 30s)) << vm.out() << vm.err();
+  ASSERT_EQ(run(ctl("ctl6", {"--json", "balloon-stats"}), &out, &err), 0) << err;
+  EXPECT_NE(out.find(R"("balloon":{"memoryBytes":"134217728","targetBytes":"100663296","guestBytes":"100663296","guestStats":[{"name":"swap-in","value":"7"},)"),
+            std::string::npos) << out;
+
+  // The target outlives a restart of the balloon's process: the core keeps it.
+  ASSERT_EQ(run(ctl("ctl6", {"restart-device", "virtio-balloon0"}), &out, &err), 0) << err;
+  ASSERT_TRUE(vm.wait_for("restarted bh-balloon (virtio-balloon0) as bulkhead ctl asked", 20s, true)) << vm.err();
+  ASSERT_EQ(run(ctl("ctl6", {"balloon-stats"}), &out, &err), 0) << err;
+  EXPECT_NE(out.find("target 96 MiB, the guest keeps 96 MiB (32 MiB in the balloon)"), std::string::npos) << out;
+  // The new process has the statistics buffer the guest left with the device, resubmitted.
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\n  swap-in +7\n)"))) << out;
+
+  ASSERT_EQ(run(ctl("ctl6", {"balloon", "128M"}), &out, &err), 0) << err;
+  EXPECT_EQ(vm.wait(60s), 0) << vm.out() << vm.err();
+  EXPECT_NE(vm.out().find("BH-RESULT balloon-follow ok changes=2 pages=0 not_returned=0 broken=0 refused=0"),
+            std::string::npos) << vm.out();
 }
 
 TEST_F(CtlTest, TheControlSocketRefusesOtherUsers) {

@@ -300,7 +300,8 @@ TEST_F(LinuxGuestLab, GenericKernelInFullModeOnIdeDisksACdromAndAnE1000) {
 // Linux's own virtio_balloon on Bulkhead's core (Debian's cloud kernel): inflating to the target
 // takes guest RAM out of the core's memfd (its allocated blocks and the core's PSS drop by at
 // least 80% of the ballooned 128 MiB of 512), free page reporting returns what the guest frees, the
-// statistics arrive, and after deflating the guest uses more memory than it had and checks it.
+// statistics arrive, `bulkhead ctl balloon` sets a new target that the driver follows (and
+// `balloon-stats` shows), and after deflating the guest uses more memory than it had and checks it.
 TEST_F(LinuxGuestLab, CloudKernelBalloonsItsMemoryBackToTheHost) {
   std::string out = run("balloon", {{cloud_, {"balloon.gz", "balloon-guest.sh", {"virtio_pci", "later:virtio_balloon"}, {}}}});
   ASSERT_FALSE(out.empty()) << why_;
@@ -322,7 +323,15 @@ TEST_F(LinuxGuestLab, CloudKernelBalloonsItsMemoryBackToTheHost) {
   EXPECT_GE(touched_ram, inflated_ram + kBallooned * 8 / 10) << "the memfd gave back the balloon's pages";
   EXPECT_GE(touched_pss, inflated_pss + kBallooned * 8 / 10) << "and so did the core's PSS";
   EXPECT_GE(filled_ram, freed_ram + kFilled * 8 / 10) << "free page reporting returned what the guest freed";
-  expect_line(l2, "bh-balloon: the guest's balloon reached its target: it holds 128 MiB");
+  // The launch target, reached; then `bulkhead ctl balloon 256M`, which the driver follows.
+  expect_line(out, "LAB: balloon ctl VM balloon: memory 512 MiB, target 384 MiB, the guest keeps 384 MiB (128 MiB in the balloon)");
+  expect_line(out, "LAB: balloon ctl VM balloon: memory 512 MiB, target 256 MiB, the guest keeps 256 MiB (256 MiB in the balloon)");
+  // ... with the statistics Linux's driver sends every 2 s (stats-interval=2).
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(LAB: balloon ctl   free +[1-9]\d+)"))) << "guest statistics";
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(LAB: balloon ctl   total +[1-9]\d+)"))) << "guest statistics";
+  std::smatch mem;
+  ASSERT_TRUE(std::regex_search(l2, mem, std::regex(R"(L2: memtotal ctl-inflated (\d+) of (\d+))"))) << l2;
+  EXPECT_LE(std::stoull(mem[1]), std::stoull(mem[2]) - 256 * 1024) << "the driver inflated to the new target";
   std::regex stats(R"(guest memory statistics: .*free=\d+ total=\d+)");
   EXPECT_TRUE(std::regex_search(l2, stats)) << "statistics from the guest";
   expect_line(l2, "L2: 384 MiB written and read back");

@@ -1,4 +1,5 @@
 #include "launcher/options.h"
+#include "launcher/supervisor.h"
 #include "launcher/vm_plan.h"
 #include "device-procs/serial/kind.h"
 
@@ -23,6 +24,33 @@ TEST(RestartPolicy, IsCountPerSeconds) {
                 std::string::npos) << e.what();
     }
   }
+}
+
+// A device process's report reaches the operator's terminal only in a plain shape.
+TEST(DeviceReport, IsPassedOnOnlyWithFewPlainValues) {
+  ipc::DeviceReport report;
+  for (const char* name : {"swap-in", "free", "hugetlb-allocations"}) report.add_values()->set_name(name);
+  EXPECT_TRUE(well_formed(report));
+  ipc::DeviceReport escape = report;
+  escape.add_values()->set_name("\x1b[2Jfree");
+  EXPECT_FALSE(well_formed(escape)) << "a terminal escape";
+  ipc::DeviceReport spaced = report;
+  spaced.add_values()->set_name("free memory");
+  EXPECT_FALSE(well_formed(spaced));
+  ipc::DeviceReport unnamed = report;
+  unnamed.add_values();
+  EXPECT_FALSE(well_formed(unnamed));
+  ipc::DeviceReport many;
+  for (int i = 0; i < 33; ++i) many.add_values()->set_name("v" + std::to_string(i));
+  EXPECT_FALSE(well_formed(many)) << "33 values";
+  many.mutable_values()->RemoveLast();
+  EXPECT_TRUE(well_formed(many)) << "32 values";
+  ipc::DeviceReport long_name;
+  long_name.add_values()->set_name(std::string(33, 'a'));
+  EXPECT_FALSE(well_formed(long_name));
+  ipc::DeviceReport long_error;
+  long_error.set_error(std::string(201, 'e'));
+  EXPECT_FALSE(well_formed(long_error));
 }
 
 TEST(VcpuPin, IsOneAllowedHostCpuPerVcpu) {

@@ -122,6 +122,12 @@ void VhostUserPciBackend::write_config(uint32_t offset, std::span<const uint8_t>
   config_writes_[offset].assign(data.begin(), data.end());
 }
 
+void VhostUserPciBackend::set_device_config(uint32_t offset, std::span<const uint8_t> data) {
+  if (offset + data.size() > config_.size()) throw std::logic_error("device config write out of range");
+  std::lock_guard lock(mutex_);
+  std::memcpy(config_.data() + offset, data.data(), data.size());
+}
+
 uint64_t VhostUserPciBackend::guest_to_frontend(uint64_t gpa, uint64_t length) const {
   // vhost-user ring addresses are the front-end's (our) virtual addresses.
   return reinterpret_cast<uint64_t>(memory_.require_range(gpa, length, "virtqueue"));

@@ -49,6 +49,10 @@ class VhostUserPciBackend : public VirtioPciBackend {
   uint32_t config_size() const override { return static_cast<uint32_t>(config_.size()); }
   void read_config(uint32_t offset, std::span<uint8_t> data) override;
   void write_config(uint32_t offset, std::span<const uint8_t> data) override;
+  // A field the device side writes changes at the operator's request (the balloon's
+  // num_pages): the driver reads the new value from now on, a restarted back-end's too. The
+  // caller tells the driver (VirtioPciDevice::config_changed).
+  void set_device_config(uint32_t offset, std::span<const uint8_t> data);
   void activate(uint64_t features, const std::vector<Queue>& queues) override;
   void reset() override;
 

@@ -3,8 +3,10 @@
 # above the low watermark are free, so the VM is larger than the balloon needs). L1 measures guest RAM on its side at each
 # L2-... marker and answers "go". First L2 fills memory (so the host holds it), then loads the
 # driver, which inflates to the target; then it fills and frees memory with the balloon
-# inflated (free page reporting returns it); then it unloads the driver (which deflates) and
-# uses more memory than it had while inflated, checking what it wrote.
+# inflated (free page reporting returns it); then L1 sets a new target with `bulkhead ctl
+# balloon 256M` and the driver, told by a configuration interrupt, inflates to it; then L2
+# unloads the driver (which deflates) and uses more memory than it had while inflated,
+# checking what it wrote.
 kib() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
 mkdir -p /mnt && mount -t tmpfs -o size=440M fill /mnt
 before=$(kib MemTotal)
@@ -24,6 +26,11 @@ read go
 rm /mnt/fill
 sleep 20  # page reporting waits 2 s, then reports free 2 MiB blocks in batches
 echo "L2-FREED"
+read go
+for i in $(seq 300); do [ "$(kib MemTotal)" -le $((before - 256 * 1024)) ] && break; sleep 1; done
+sleep 1  # the driver writes `actual` after its last batch
+echo "L2: memtotal ctl-inflated $(kib MemTotal) of $before"
+echo "L2-CTL-INFLATED"
 read go
 rmmod virtio_balloon || echo "L2: rmmod virtio_balloon failed"
 echo "L2: memtotal deflated $(kib MemTotal)"

@@ -189,7 +189,8 @@ rm -f /tmp/ide.img /tmp/ide-big.img /tmp/ide-random.bin
 }
 
 # virtio-balloon with Linux's own driver (balloon-guest.sh): guest RAM as the host sees it (the
-# core's memfd blocks and PSS) at each step of the guest's.
+# core's memfd blocks and PSS) at each step of the guest's, and a new target set with `bulkhead
+# ctl balloon`.
 balloon() {
 cat > /tmp/measure.sh <<'MEASURE'
 p=$(pidof bh-core)
@@ -200,9 +201,13 @@ $B/bulkhead run --name balloon --kernel $G/cloud-vmlinux --initrd $G/balloon.gz 
   --balloon target=384M,free-page-reporting=on,stats-interval=2 --cmdline "console=ttyS0" \
   --serial unix=/tmp/balloon.sock > /tmp/balloon.err 2>&1 &
 vm=$!
-converse balloon 500 expect=L2-TOUCHED "run=sh /tmp/measure.sh touched" send=go \
+converse balloon 600 expect=L2-TOUCHED "run=sh /tmp/measure.sh touched" send=go \
   expect=L2-INFLATED "run=sh /tmp/measure.sh inflated" send=go expect=L2-FILLED "run=sh /tmp/measure.sh filled" \
-  send=go expect=L2-FREED "run=sh /tmp/measure.sh freed" send=go eof
+  send=go expect=L2-FREED "run=sh /tmp/measure.sh freed" \
+  "run=$B/bulkhead ctl --vm balloon balloon-stats 2>&1 | sed 's/^/LAB: balloon ctl /'" \
+  "run=$B/bulkhead ctl --vm balloon balloon 256M 2>&1 | sed 's/^/LAB: balloon ctl /'" send=go \
+  expect=L2-CTL-INFLATED "run=$B/bulkhead ctl --vm balloon balloon-stats 2>&1 | sed 's/^/LAB: balloon ctl /'" \
+  send=go eof
 sed 's/^/BAL| /' /tmp/balloon.log /tmp/balloon.err
 }
 
