@@ -9,6 +9,10 @@ resubmits what the dead one left in flight.
 --device serial: the guest reads the UART's scratch register in a loop (serial-probe) and
 reports every read that took 2 ms or more; bh-serial is killed, and the new process resumes the
 UART from its state page and answers the read the vCPU was waiting on.
+--device ide: the same with the IDE controller's sector count register (ide-probe, the disk on
+IDE); bh-ide is killed and the new process resumes both channels from its state page.
+--device balloon: the guest inflates and deflates one page again and again (balloon-probe);
+bh-balloon is killed, and the new process resubmits the request the dead one left in flight.
 
 Per kill, the guest's longest wait is the time from the kill to its next completed request
 (bounded below by 2 ms: a shorter one is not reported and counted as "< 2 ms"). Reported:
@@ -17,10 +21,14 @@ back-end that dies stops its device until the VM is restarted, and its serial po
 on its own.
 """
 
-# Per device: the guest's workload, the progress line that says it runs, the process to kill.
+# Per device: the guest's workload, the progress line that says it runs, the process to kill,
+# its name, and how the disk is attached.
 DEVICES = {
-    "scsi": (["--cmdline", "scsi-verify=1000000"], "round=3", "bh-virtio-scsi", "virtio-scsi"),
-    "serial": (["--cmdline", "serial-probe=100000"], "BH-READY serial-probe", "bh-serial", "serial"),
+    "scsi": (["--cmdline", "scsi-verify=1000000"], "round=3", "bh-virtio-scsi", "virtio-scsi", ""),
+    "serial": (["--cmdline", "serial-probe=100000"], "BH-READY serial-probe", "bh-serial", "serial", ""),
+    "ide": (["--cmdline", "ide-probe=100000"], "BH-READY ide-probe", "bh-ide", "IDE", ",bus=ide"),
+    "balloon": (["--balloon", "on", "--cmdline", "balloon-probe=100000"], "BH-READY balloon-probe", "bh-balloon",
+                "virtio-balloon", ""),
 }
 import argparse
 import json
@@ -70,12 +78,12 @@ class Lines:
 
 
 def measure(bin_dir, device, kills, spacing):
-    workload, started, process, _ = DEVICES[device]
+    workload, started, process, _, attach = DEVICES[device]
     with tempfile.TemporaryDirectory(dir="/dev/shm") as d:
         image = os.path.join(d, "disk.img")
         with open(image, "wb") as f:
             f.truncate(16 << 20)
-        vm = subprocess.Popen([os.path.join(bin_dir, "bulkhead"), "run", "--disk", image, "--device-restarts",
+        vm = subprocess.Popen([os.path.join(bin_dir, "bulkhead"), "run", "--disk", image + attach, "--device-restarts",
                                "%d/60" % (kills + 10)] + workload,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         out, err = Lines(vm.stdout), Lines(vm.stderr)
@@ -104,7 +112,7 @@ def measure(bin_dir, device, kills, spacing):
             vm.wait(30)
         stalls = [(t, int(m.group(1))) for t, l in out.snapshot()
                   for m in [re.search(r"BH-STALL %s us=(\d+)" % device, l)] if m]
-        if any("BH-RESULT scsi-verify failed" in l for _, l in out.snapshot()):
+        if any(re.search(r"BH-RESULT \S+ failed", l) for _, l in out.snapshot()):
             raise RuntimeError("the guest saw an error")
         waits = []
         bounds = kill_times + [float("inf")]

@@ -25,11 +25,12 @@ constexpr Scenario kScenarios[] = {
     {"e1000", scenario_e1000},           {"e1000-hostile", scenario_e1000_hostile}, {"bench-e1000", scenario_bench_e1000},
     {"ide", scenario_ide},               {"ide-hostile", scenario_ide_hostile},
     {"bench-ide", scenario_bench_ide},         {"ide-verify", scenario_ide_verify},
+    {"ide-probe", scenario_ide_probe},
     {"balloon", scenario_balloon},       {"balloon-hostile", scenario_balloon_hostile},
     {"bench-balloon", scenario_bench_balloon}, {"idle", scenario_idle}, {"serial-probe", scenario_serial_probe},
     {"fill", scenario_fill},             {"scsi-verify", scenario_scsi_verify},
     {"net-verify", scenario_net_verify},     {"balloon-cycle", scenario_balloon_cycle},
-    {"balloon-follow", scenario_balloon_follow},
+    {"balloon-follow", scenario_balloon_follow}, {"balloon-probe", scenario_balloon_probe},
 };
 constexpr const char* kDefaultScenarios = "hello smp";
 constexpr uint8_t kStatusFailed = 3;

@@ -55,6 +55,7 @@ bool scenario_bench_e1000(const char* arg, Context& context);
 bool scenario_ide(const char* arg, Context& context);
 bool scenario_ide_hostile(const char* arg, Context& context);
 bool scenario_bench_ide(const char* arg, Context& context);
+bool scenario_ide_probe(const char* arg, Context& context);
 bool scenario_ide_verify(const char* arg, Context& context);
 bool scenario_balloon(const char* arg, Context& context);
 bool scenario_balloon_hostile(const char* arg, Context& context);
@@ -64,6 +65,7 @@ bool scenario_scsi_verify(const char* arg, Context& context);
 bool scenario_net_verify(const char* arg, Context& context);
 bool scenario_balloon_cycle(const char* arg, Context& context);
 bool scenario_balloon_follow(const char* arg, Context& context);
+bool scenario_balloon_probe(const char* arg, Context& context);
 bool scenario_fill(const char* arg, Context& context);
 
 }  // namespace guest

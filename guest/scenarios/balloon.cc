@@ -13,6 +13,9 @@
 //                           chance to merge; no balloon needed)
 //   balloon-cycle=ROUNDS    inflates and deflates 16 MiB per round while the host kills the
 //                           device's process: every page must come back zeroed
+//   balloon-probe=SECONDS   restart latency: inflates and deflates one page again and again and
+//                           reports every request that took 2 ms or more ("BH-STALL balloon
+//                           us=N"); bench/restart_latency.py --device balloon kills bh-balloon
 //   balloon-follow=CHANGES  follows the device's target (`bulkhead ctl balloon`) through CHANGES
 //                           changes, as Linux's driver does: inflates or deflates to it, sets
 //                           actual; pages that come back must read zero and work again. Hands the
@@ -24,6 +27,7 @@
 #include "drivers/uart16550.h"
 #include "drivers/virtio_balloon.h"
 #include "dma.h"
+#include "probe.h"
 #include "scenario.h"
 
 extern "C" uint8_t guest_image_end[];
@@ -226,6 +230,17 @@ bool scenario_balloon_cycle(const char* arg, Context& context) {
   print("BH-RESULT balloon-cycle %s rounds=%u pages=%lu not_returned=%lu broken=%lu refused=%lu\n", ok ? "ok" : "failed",
         rounds, pages, not_returned, broken, refused);
   return ok;
+}
+
+bool scenario_balloon_probe(const char* arg, Context& context) {
+  VirtioBalloonDriver balloon;
+  if (!balloon.init()) {
+    print("BH-RESULT balloon-probe error=no-device\n");
+    return false;
+  }
+  uint32_t pfn = free_pool(context.boot).pfn(0);
+  return probe_stalls("balloon", arg, context,
+                      [&](uint64_t i) { return i % 2 == 0 ? balloon.inflate(&pfn, 1) : balloon.deflate(&pfn, 1); });
 }
 
 bool scenario_balloon_follow(const char* arg, Context& context) {

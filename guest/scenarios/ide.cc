@@ -13,6 +13,9 @@
 //                then 16 KiB by PIO MULTIPLE: KVM exits once per item of a `rep outs`), flushes,
 //                and reads it back both ways; the host test kills bh-ide meanwhile
 //                (tests/integration/recovery_test.cc)
+//   ide-probe=SECONDS  restart latency: reads the primary channel's sector count register, an
+//                access bh-ide must answer, and reports every wait of 2 ms or more
+//                ("BH-STALL ide us=N"); bench/restart_latency.py --device ide kills bh-ide meanwhile
 #include <string.h>
 
 #include "arch.h"
@@ -21,6 +24,7 @@
 #include "dma.h"
 #include "drivers/ide.h"
 #include "drivers/pic.h"
+#include "probe.h"
 #include "scenario.h"
 
 namespace guest {
@@ -306,6 +310,16 @@ bool scenario_bench_ide(const char* arg, Context& context) {
   print("BH-RESULT bench-ide access_ns=%lu pio_read_mbps=%lu dma_read_mbps=%lu dma_write_mbps=%lu\n", access_ns,
         pio_read, dma_read, dma_write);
   return pio_read && dma_read && dma_write;
+}
+
+bool scenario_ide_probe(const char* arg, Context& context) {
+  IdeDriver ide;
+  if (!ide.init()) return print("BH-RESULT ide-probe error=no-controller\n"), false;
+  ide.select(0);
+  return probe_stalls("ide", arg, context, [&](uint64_t) {
+    inb(static_cast<uint16_t>(ide.command_port() + 2));  // the sector count register
+    return true;
+  });
 }
 
 bool scenario_ide_verify(const char* arg, Context&) {

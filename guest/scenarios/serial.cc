@@ -4,6 +4,7 @@
 #include "cpu.h"
 #include "drivers/pic.h"
 #include "drivers/uart16550.h"
+#include "probe.h"
 #include "scenario.h"
 
 namespace guest {
@@ -104,24 +105,12 @@ bool scenario_flood(const char* arg, Context&) {
   return true;
 }
 
-// For `arg` seconds (default 10), reads the scratch register, an access the device must answer,
-// and reports every wait of 2 ms or more ("BH-STALL serial us=N", through the same port once it
-// answers again): bench/restart_latency.py kills bh-serial meanwhile. One read takes ~0.1 ms.
+// Restart latency of the serial port: a scratch-register read (~0.1 ms) is the access.
 bool scenario_serial_probe(const char* arg, Context& context) {
-  uint64_t end = rdtsc() + parse_number(arg, 10) * 1'000'000 * context.tsc_per_us;
-  const uint64_t stall = 2000 * context.tsc_per_us;
-  print("BH-READY serial-probe\n");
-  uint64_t reads = 0, stalls = 0;
-  for (uint64_t before = rdtsc(); before < end; before = rdtsc()) {
+  return probe_stalls("serial", arg, context, [](uint64_t) {
     com1.read(Uart16550::kScr);
-    ++reads;
-    uint64_t waited = rdtsc() - before;
-    if (waited < stall) continue;
-    ++stalls;
-    print("BH-STALL serial us=%lu\n", waited / context.tsc_per_us);
-  }
-  print("BH-RESULT serial-probe ok reads=%lu stalls=%lu\n", reads, stalls);
-  return true;
+    return true;
+  });
 }
 
 // Reports nanoseconds per access for `n` reads and `n` writes done by the two functions.
