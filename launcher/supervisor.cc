@@ -539,7 +539,8 @@ int Supervisor::run() {
     }
     for (size_t i = 0; i < devices_.size(); ++i) {
       Device& d = devices_[i];
-      if (fds[first_report + i].revents && !d.queries.empty()) on_device_report(d);
+      if (d.queries.empty()) continue;
+      if (fds[first_report + i].revents) on_device_report(d);
       give_up_queries(d, d.process.role + " did not answer within " + std::to_string(kDeviceReportTimeout.count()) + " s",
                       false);
     }

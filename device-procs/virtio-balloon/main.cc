@@ -23,9 +23,15 @@ int main() {
         // `bulkhead ctl balloon-stats`: the guest's statistics, as its driver last sent them.
         reports.answer_with([&device](const ipc::DeviceQuery& query) {
           ipc::DeviceReport report;
-          if (!query.balloon_stats()) report.set_error("bh-balloon reports only the guest's memory statistics");
-          else if (!device.counters().stats_updates) report.set_error("the guest's driver has sent no statistics yet");
-          for (size_t tag = 0; tag < device.stats().size() && query.balloon_stats(); ++tag) {
+          if (!query.balloon_stats()) {
+            report.set_error("bh-balloon reports only the guest's memory statistics");
+            return report;
+          }
+          if (!device.counters().stats_updates) {
+            report.set_error("the guest's driver has sent no statistics yet");
+            return report;
+          }
+          for (size_t tag = 0; tag < device.stats().size(); ++tag) {
             if (!device.stats()[tag]) continue;
             ipc::DeviceReport::Value* value = report.add_values();
             value->set_name(device::BalloonDevice::stat_name(tag));
